@@ -1,0 +1,272 @@
+"""The pytest plugin: options, the target, the client, test data and requirement markers.
+
+Loaded through the ``pytest11`` entry point, so ``pytest scenarios --base-url URL`` works
+wherever the suite is installed. ``--base-url`` itself belongs to pytest-base-url; with no base
+URL the plugin starts the embedded reference server for the session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from conformance._client import ApiClient, MissingCredential
+from conformance._config import (
+    KEY_ENV_VARS,
+    ConfigurationError,
+    Credentials,
+    SuiteConfig,
+    parse_body_template,
+)
+from conformance._exchange import Exchange
+from conformance._provisioning import IdPool, Provisioner, ProvisioningUnavailable
+from conformance._rules import RuleViolation, judge
+
+SUITE_FIXTURES = frozenset({"api", "data", "conformance_target"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("creatoraudit", "CreatorAudit v2 conformance")
+    for name, var in KEY_ENV_VARS.items():
+        group.addoption(
+            f"--{name.replace('_', '-')}",
+            dest=f"creatoraudit_{name}",
+            metavar="KEY",
+            default=None,
+            help=f"API key; defaults to ${var}",
+        )
+    group.addoption(
+        "--request-timeout",
+        dest="creatoraudit_request_timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="per-request timeout (default: $CREATORAUDIT_REQUEST_TIMEOUT or 10)",
+    )
+    group.addoption(
+        "--creator-body",
+        dest="creatoraudit_creator_body",
+        metavar="JSON",
+        help="JSON body for POST /creators; {run_id} and {n} are substituted",
+    )
+    group.addoption(
+        "--account-body",
+        dest="creatoraudit_account_body",
+        metavar="JSON",
+        help="JSON body for POST /accounts; {run_id} and {n} are substituted",
+    )
+    group.addoption(
+        "--ids-file",
+        dest="creatoraudit_ids_file",
+        metavar="PATH",
+        help="JSON file of existing ids to use instead of creating test data",
+    )
+    group.addoption(
+        "--reference-fault",
+        dest="creatoraudit_reference_faults",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="embedded server only: start it with this fault (repeatable)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "requirement(*ids): the requirement ids of spec/requirements this test verifies"
+    )
+
+
+def suite_config_from(config: pytest.Config, environ: dict[str, str] | None = None) -> SuiteConfig:
+    """Resolve options over environment variables; raise ConfigurationError on bad values."""
+    env = dict(os.environ if environ is None else environ)
+    from_env = Credentials.from_env(env)
+    keys = {
+        name: config.getoption(f"creatoraudit_{name}") or getattr(from_env, name)
+        for name in KEY_ENV_VARS
+    }
+    timeout = config.getoption("creatoraudit_request_timeout")
+    if timeout is None:
+        raw = env.get("CREATORAUDIT_REQUEST_TIMEOUT", "10")
+        try:
+            timeout = float(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"CREATORAUDIT_REQUEST_TIMEOUT={raw!r} is not a number"
+            ) from None
+    if timeout <= 0:
+        raise ConfigurationError("the request timeout must be a positive number of seconds")
+    ids_file = config.getoption("creatoraudit_ids_file")
+    extra: dict[str, Any] = {}
+    for kind in ("creator", "account"):
+        body = parse_body_template(config.getoption(f"creatoraudit_{kind}_body"), f"--{kind}-body")
+        if body is not None:
+            extra[f"{kind}_body"] = body
+    suite = SuiteConfig(
+        base_url=(config.getoption("base_url") or None),
+        credentials=Credentials(**keys),
+        request_timeout=timeout,
+        ids_file=Path(ids_file) if ids_file else None,
+        **extra,
+    )
+    suite.validate_remote()
+    if suite.ids_file is not None and not suite.ids_file.is_file():
+        raise ConfigurationError(f"ids file {suite.ids_file} does not exist")
+    return suite
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Validate the configuration once, before any test runs, and only when suite tests run,
+    so that installing the plugin never disturbs unrelated pytest sessions."""
+    if not any(SUITE_FIXTURES & set(getattr(item, "fixturenames", ())) for item in items):
+        return
+    try:
+        config.stash[_SUITE_CONFIG] = suite_config_from(config)
+    except ConfigurationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+_SUITE_CONFIG = pytest.StashKey[SuiteConfig]()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    base_url = config.getoption("base_url")
+    return None if base_url else "creatoraudit: no --base-url, using the embedded reference server"
+
+
+@dataclass
+class Target:
+    """The server under test for this session."""
+
+    base_url: str
+    config: SuiteConfig
+    embedded: bool
+
+
+@contextmanager
+def _embedded_reference(suite: SuiteConfig, faults: list[str]) -> Iterator[tuple[str, Credentials]]:
+    from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
+
+    keys = ReferenceKeys.generate()
+    try:
+        settings = ReferenceSettings(keys=keys, faults=set(faults))
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    with EmbeddedServer(settings) as server:
+        yield (
+            server.base_url,
+            Credentials(
+                api_key=keys.api_key,
+                readonly_api_key=keys.readonly_api_key,
+                inactive_api_key=keys.inactive_api_key,
+                other_org_api_key=keys.other_org_api_key,
+            ),
+        )
+
+
+@pytest.fixture(scope="session")
+def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The base URL given, or the embedded reference server started for this session."""
+    suite = request.config.stash.get(_SUITE_CONFIG, None) or suite_config_from(request.config)
+    if suite.base_url:
+        yield Target(suite.base_url, suite, embedded=False)
+        return
+    faults = request.config.getoption("creatoraudit_reference_faults")
+    with _embedded_reference(suite, faults) as (base_url, credentials):
+        embedded = SuiteConfig(
+            base_url=None,
+            credentials=credentials,
+            run_id=suite.run_id,
+            request_timeout=suite.request_timeout,
+            creator_body=suite.creator_body,
+            account_body=suite.account_body,
+            ids_file=suite.ids_file,
+        )
+        yield Target(base_url, embedded, embedded=True)
+
+
+def _raise_on_violation(exchange: Exchange) -> None:
+    violations = judge(exchange)
+    if violations:
+        raise RuleViolation(exchange, violations)
+
+
+@pytest.fixture(scope="session")
+def api(conformance_target: Target) -> Iterator[ApiClient]:
+    """The instrumented client; every response it receives is judged by every rule."""
+    client = ApiClient.for_config(conformance_target.config, conformance_target.base_url)
+    client.observe(_raise_on_violation)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def _provisioner(api: ApiClient, conformance_target: Target) -> Iterator[Provisioner]:
+    config = conformance_target.config
+    pool = IdPool.load(config.ids_file) if config.ids_file else None
+    provisioner = Provisioner(api, config, pool)
+    yield provisioner
+    leftovers = provisioner.cleanup()
+    if leftovers:
+        import warnings
+
+        warnings.warn(f"could not delete test data: {', '.join(leftovers)}", stacklevel=1)
+
+
+class TestData:
+    """Fresh resources for one scenario; a kind the target cannot provide skips the test."""
+
+    __test__ = False
+
+    def __init__(self, provisioner: Provisioner) -> None:
+        self._provisioner = provisioner
+
+    def creator(self, org: str = "own") -> str:
+        return self._provisioner.creator(org)
+
+    def account(self, org: str = "own") -> str:
+        return self._provisioner.account(org)
+
+
+@pytest.fixture
+def data(_provisioner: Provisioner) -> TestData:
+    return TestData(_provisioner)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
+    """A test that needs a key or data the target cannot provide is skipped, saying why."""
+    try:
+        return (yield)
+    except (MissingCredential, ProvisioningUnavailable) as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(
+    fixturedef: pytest.FixtureDef[Any], request: pytest.SubRequest
+) -> Generator[None, object, object]:
+    try:
+        return (yield)
+    except (MissingCredential, ProvisioningUnavailable) as exc:
+        pytest.skip(str(exc))
+
+
+def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so session teardown deletes test data."""
+    try:
+        signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    except ValueError:  # not the main thread (e.g. an embedding runner): leave signals alone
+        pass
