@@ -51,7 +51,9 @@ MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PLATFORMS = ("instagram", "tiktok")
 MAX_LIMIT, DEFAULT_LIMIT, MAX_TEXT = 200, 50, 200
 
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _VISIBLE_ASCII_RE = re.compile(r"[\x21-\x7e]{1,200}")
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 _IDEMPOTENCY_KEY_RE = re.compile(r"[\x21-\x7e]{1,255}")
@@ -431,11 +433,15 @@ class ReferenceApi:
         if not raw:
             return
         if _media_type(ex.request.headers.get("content-type")) != JSON:
-            raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "Request bodies must be application/json.")
+            raise ApiError(
+                415, "UNSUPPORTED_MEDIA_TYPE", "Request bodies must be application/json."
+            )
         try:
             ex.body = json.loads(raw, parse_constant=_bad_json_constant)
         except (ValueError, UnicodeDecodeError) as err:
-            raise ApiError(400, "BAD_REQUEST", f"The request body is not valid JSON: {err}") from err
+            raise ApiError(
+                400, "BAD_REQUEST", f"The request body is not valid JSON: {err}"
+            ) from err
         ex.has_body = True
 
     def _dispatch(self, ex: Exchange, route: RouteSpec | None) -> Handler:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["ORG_A", "ORG_B", "Principal", "ReferenceKeys", "Record", "Store", "StoredResponse"]
+__all__ = ["ORG_A", "ORG_B", "Principal", "Record", "ReferenceKeys", "Store", "StoredResponse"]
 
 ORG_A = "org_a"
 ORG_B = "org_b"
@@ -137,6 +137,17 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def _prefix_filter(name_prefix: str | None) -> tuple[str, tuple[object, ...]]:
+    """Case-sensitive prefix match; substr avoids LIKE's wildcard escaping pitfalls."""
+    if name_prefix is None:
+        return "", ()
+    return " AND substr(name, 1, length(?)) = ?", (name_prefix, name_prefix)
+
+
+def _platform_filter(platform: str | None) -> tuple[str, tuple[object, ...]]:
+    return ("", ()) if platform is None else (" AND platform = ?", (platform,))
+
+
 def _public(row: sqlite3.Row) -> Record:
     """Strip storage-only columns (seq, org) so they never leak into responses."""
     return {k: row[k] for k in row.keys() if k not in ("seq", "org")}  # noqa: SIM118
@@ -216,17 +227,12 @@ class Store:
         self, org: str, name_prefix: str | None, after_seq: int, limit: int
     ) -> list[tuple[int, Record]]:
         """One page of creators in creation order, after the keyset position `after_seq`."""
-        clause, params = "", ()
-        if name_prefix is not None:
-            clause, params = " AND substr(name, 1, length(?)) = ?", (name_prefix, name_prefix)
+        clause, params = _prefix_filter(name_prefix)
         return self._page("creators", "id, name, created_at", org, clause, params, after_seq, limit)
 
     def count_creators(self, org: str, name_prefix: str | None) -> int:
         """Total matching creators, for `include_total=true`."""
-        if name_prefix is None:
-            return self._count("creators", org, "", ())
-        clause = " AND substr(name, 1, length(?)) = ?"
-        return self._count("creators", org, clause, (name_prefix, name_prefix))
+        return self._count("creators", org, *_prefix_filter(name_prefix))
 
     # -- accounts -----------------------------------------------------------------
 
@@ -260,15 +266,13 @@ class Store:
         self, org: str, platform: str | None, after_seq: int, limit: int
     ) -> list[tuple[int, Record]]:
         """One page of accounts in creation order, after the keyset position `after_seq`."""
-        clause, params = ("", ()) if platform is None else (" AND platform = ?", (platform,))
+        clause, params = _platform_filter(platform)
         columns = "id, platform, handle, created_at"
         return self._page("accounts", columns, org, clause, params, after_seq, limit)
 
     def count_accounts(self, org: str, platform: str | None = None) -> int:
         """Total matching accounts: used for `include_total` and for the quota check."""
-        if platform is None:
-            return self._count("accounts", org, "", ())
-        return self._count("accounts", org, " AND platform = ?", (platform,))
+        return self._count("accounts", org, *_platform_filter(platform))
 
     # -- shared list helpers --------------------------------------------------------
 
@@ -340,7 +344,9 @@ class Store:
         )
         if row is None:
             return None
-        return StoredResponse(row["fingerprint"], row["status"], bytes(row["body"]), row["location"])
+        return StoredResponse(
+            row["fingerprint"], row["status"], bytes(row["body"]), row["location"]
+        )
 
     def save_idempotent(self, org: str, route: str, key: str, response: StoredResponse) -> None:
         """Remember a successful create so a retry replays it instead of duplicating."""
