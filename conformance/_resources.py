@@ -23,3 +23,8 @@ def spec_path() -> Path:
 
 def scenarios_dir() -> Path:
     return _bundled("scenarios")
+
+
+def run_ini_path() -> Path:
+    """The pytest settings of ``creatoraudit-conformance run``, independent of any project's."""
+    return _PACKAGE / "run.ini"

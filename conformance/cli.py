@@ -104,15 +104,24 @@ def validate_spec(path: Path) -> None:
 
 
 def check_reachable(base_url: str) -> None:
-    """Fail fast, with one line, when nothing answers at the base URL."""
-    import httpx
+    """Fail fast, with one line, when nothing answers at the base URL. Any HTTP answer counts.
 
+    Uses the standard library: importing httpx here would import anyio before pytest starts,
+    and pytest would then warn that it cannot rewrite anyio's plugin."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    url = base_url.rstrip("/") + "/health"
     try:
-        httpx.get(base_url.rstrip("/") + "/health", timeout=REACHABILITY_TIMEOUT)
-    except httpx.InvalidURL as exc:
+        with urllib.request.urlopen(url, timeout=REACHABILITY_TIMEOUT):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except ValueError as exc:
         raise ConfigurationError(f"base URL {base_url!r} is not valid: {exc}") from None
-    except httpx.HTTPError as exc:
-        reason = str(exc) or type(exc).__name__
+    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+        reason = getattr(exc, "reason", None) or exc
         raise ConfigurationError(f"cannot reach {base_url}: {reason}") from None
 
 
@@ -123,7 +132,7 @@ def _has_option(rest: list[str], option: str) -> bool:
 def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) -> int:
     import pytest
 
-    from conformance._resources import scenarios_dir, spec_path
+    from conformance._resources import run_ini_path, scenarios_dir, spec_path
 
     validate_spec(spec_path())
     base_url: str | None = arguments.base_url or None
@@ -144,13 +153,8 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     scenarios = scenarios_dir()
     args = [
         str(scenarios),
+        f"--config-file={run_ini_path()}",
         f"--rootdir={scenarios}",
-        "-p",
-        "no:cacheprovider",
-        "--import-mode=importlib",
-        "--strict-markers",
-        "-o",
-        "junit_family=xunit2",
         f"--junitxml={report_dir / 'junit.xml'}",
     ]
     if base_url:
