@@ -148,7 +148,7 @@ def _uses_suite_fixtures(item: pytest.Item) -> bool:
     return any(
         getattr(d.func, "__module__", "") == __name__
         for name in SUITE_FIXTURES
-        for d in definitions.get(name, ())
+        for d in definitions.get(name, ())[-1:]  # the last definition is the one used
     )
 #: The run's results; reporters read them at session end (``config.stash[RESULTS]``).
 RESULTS = pytest.StashKey[RunResults]()
