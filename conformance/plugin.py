@@ -80,6 +80,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="embedded server only: start it with this fault (repeatable)",
     )
+    # TEMP (issue4): issue6 adds this option with the same dest; drop this block on merge.
+    group.addoption(
+        "--enable-disruptive",
+        dest="creatoraudit_enable_disruptive",
+        action="store_true",
+        default=None,
+        help="also run disruptive checks, e.g. exhausting a rate-limit window",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
