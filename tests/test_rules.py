@@ -8,6 +8,9 @@ from conformance import Exchange, Principal, RuleViolation, judge
 from tests._factories import SECRET, exchange, problem
 
 
+PAGE = {"next_cursor": None, "has_next": False, "limit": 50}
+
+
 def requirements_broken(ex: Exchange) -> set[str]:
     return {v.requirement for v in judge(ex)}
 
@@ -22,7 +25,7 @@ def requirements_broken(ex: Exchange) -> set[str]:
         exchange(422, problem(422, "VALIDATION_ERROR", errors=[{"field": "x", "message": "m"}])),
         exchange(405, problem(405, "BAD_REQUEST")),
         exchange(200, {"status": "ok"}, method="GET", path="/v2/health", principal=Principal.NONE),
-        exchange(200, {"data": [], "pagination": {}, "filters": {}}, method="GET", path="/v2/x"),
+        exchange(200, {"data": [], "pagination": PAGE, "filters": {}}, method="GET", path="/v2/x"),
         exchange(204, b""),
     ],
     ids=[
