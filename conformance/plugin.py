@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,10 @@ from conformance._results import ExchangeRecord, RunResults, TestResult, require
 from conformance._rules import RuleViolation, Violation, judge
 
 SUITE_FIXTURES = frozenset({"api", "data", "conformance_target"})
+DEFAULT_RATE_LIMIT_BUDGET = 100
+#: The window of a reference server given --reference-rate-limit: long enough that it does
+#: not roll over while the scenarios exhaust it.
+REFERENCE_SMALL_WINDOW_SECONDS = 3600
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,6 +83,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="NAME",
         help="embedded server only: start it with this fault (repeatable)",
+    )
+    group.addoption(
+        "--reference-rate-limit",
+        dest="creatoraudit_reference_rate_limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="embedded server only: allow N requests per key per (hour-long) window, so the "
+        "rate-limit scenarios can exhaust it",
+    )
+    group.addoption(
+        "--rate-limit-budget",
+        dest="creatoraudit_rate_limit_budget",
+        type=int,
+        default=DEFAULT_RATE_LIMIT_BUDGET,
+        metavar="N",
+        help="exhaust a rate-limit window (with --enable-disruptive) only when "
+        f"X-RateLimit-Remaining is at most N (default {DEFAULT_RATE_LIMIT_BUDGET})",
     )
     # TEMP (issue4): issue6 adds this option with the same dest; drop this block on merge.
     group.addoption(
@@ -177,12 +199,17 @@ class Target:
 
 
 @contextmanager
-def _embedded_reference(suite: SuiteConfig, faults: list[str]) -> Iterator[tuple[str, Credentials]]:
+def _embedded_reference(
+    suite: SuiteConfig, faults: list[str], rate_limit: int | None = None
+) -> Iterator[tuple[str, Credentials]]:
     from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
 
     keys = ReferenceKeys.generate()
+    limits: dict[str, int] = {}
+    if rate_limit is not None:
+        limits = {"rate_limit": rate_limit, "rate_window_seconds": REFERENCE_SMALL_WINDOW_SECONDS}
     try:
-        settings = ReferenceSettings(keys=keys, faults=set(faults))
+        settings = ReferenceSettings(keys=keys, faults=set(faults), **limits)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     with EmbeddedServer(settings) as server:
@@ -205,7 +232,8 @@ def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield Target(suite.base_url, suite, embedded=False)
         return
     faults = request.config.getoption("creatoraudit_reference_faults")
-    with _embedded_reference(suite, faults) as (base_url, credentials):
+    rate_limit = request.config.getoption("creatoraudit_reference_rate_limit")
+    with _embedded_reference(suite, faults, rate_limit) as (base_url, credentials):
         embedded = SuiteConfig(
             base_url=None,
             credentials=credentials,
@@ -418,6 +446,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         if entry.outcome in {"failed", "warned", "skipped"} and entry.reasons:
             line += f"  - {entry.reasons[0][:100]}"
         terminalreporter.write_line(line)
+    observed = [(t.nodeid, o) for t in results.tests.values() for o in t.observations]
+    if observed:
+        terminalreporter.write_line("observations (readings of ambiguous rules, not failures):")
+        for nodeid, text in observed:
+            terminalreporter.write_line(f"  {nodeid.split('::')[-1]}: {text}")
     terminalreporter.write_line(f"verdict: {results.verdict().text}", bold=True)
 
 
@@ -430,3 +463,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results.finished_at = time.time()
     if exitstatus == pytest.ExitCode.TESTS_FAILED and results.verdict().conforms_must:
         session.exitstatus = pytest.ExitCode.OK
+
+
+# --- observations: what the suite saw where the document allows more than one answer ---------
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a reading of an ambiguous rule (which answer the target chose) for this test;
+    an observation is reported, never a failure."""
+    test = request.node.stash.get(_CURRENT, None)
+
+    def record(text: str) -> None:
+        if test is not None:
+            test.observations.append(text)
+
+    return record
