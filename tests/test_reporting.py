@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from pathlib import Path
 
 import jsonschema
 import pytest
 
 from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
 from conformance._reporting import schema_path
-from conformance._resources import scenarios_dir, spec_path
 from conformance._reporting._document import sha256_of
+from conformance._resources import scenarios_dir, spec_path
 
 REPORTS = ("results.json", "report.html", "summary.md")
 #: recognisable key values; none of them may appear in any output

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup, escape
 
 TEMPLATES = Path(__file__).with_name("templates")
 BODY_SHOWN = 1500
@@ -27,6 +29,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     environment.filters["clip"] = clip
+    environment.filters["inline"] = inline_markdown
     return environment
 
 
@@ -37,6 +40,19 @@ def clip(text: str | None, limit: int = BODY_SHOWN) -> str:
     if len(text) <= limit:
         return text
     return f"{text[:limit]}\n… ({len(text) - limit} more characters in results.json)"
+
+
+_CODE = re.compile(r"`([^`]+)`")
+_STRONG = re.compile(r"\*\*([^*]+)\*\*")
+_EMPHASIS = re.compile(r"\*([^*\s][^*]*)\*")
+
+
+def inline_markdown(text: str) -> Markup:
+    """The catalogue quotes the document's Markdown: show its code spans and emphasis."""
+    html = str(escape(text))
+    html = _CODE.sub(r"<code>\1</code>", html)
+    html = _STRONG.sub(r"<b>\1</b>", html)
+    return Markup(_EMPHASIS.sub(r"<i>\1</i>", html))
 
 
 def sections(document: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
