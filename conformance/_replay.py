@@ -122,7 +122,7 @@ def _data_id(body: Any) -> str | None:
 
 def load_results(path: Path) -> dict[str, Any]:
     """Read and validate results.json; anything wrong is one line of ConfigurationError."""
-    import jsonschema
+    import jsonschema  # type: ignore[import-untyped]
 
     from conformance._reporting import schema_path
 

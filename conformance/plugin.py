@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from _pytest._code.code import TerminalRepr  # pytest exports no public base for failure texts
 
 from conformance._client import ApiClient, MissingCredential
 from conformance._config import (
@@ -499,7 +500,7 @@ def _mask_report(report: pytest.TestReport, results: RunResults) -> None:
         report.longrepr = _MaskedLongRepr(report.longrepr, results)
 
 
-class _MaskedLongRepr:
+class _MaskedLongRepr(TerminalRepr):
     """A failure representation whose text and crash message have every key value masked."""
 
     def __init__(self, original: object, results: RunResults) -> None:

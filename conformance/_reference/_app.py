@@ -896,7 +896,7 @@ def _echo_credentials(response: Response, authorization: str | None) -> Response
     """The ``echo-credentials`` fault: a debugging build that reflects the caller's key."""
     if authorization is None:
         return response
-    body: bytes = response.body
+    body = bytes(response.body)
     try:
         document = json.loads(body) if body else None
     except ValueError:
