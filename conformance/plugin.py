@@ -327,7 +327,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.SubRequest
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[None, object, object]:
     try:
         return (yield)
@@ -341,7 +341,7 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so session teardown deletes test data."""
-    # not the main thread (e.g. an embedding runner): leave signals alone
+    # ValueError: not the main thread (e.g. an embedding runner); leave signals alone then.
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
 
