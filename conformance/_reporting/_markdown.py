@@ -22,8 +22,8 @@ def render_markdown(document: dict[str, Any]) -> str:
         "",
         f"{icon} **{document['target']['base_url'] or 'target'}** {verdict['text']}",
         "",
-        "Requirements: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ORDER),
-        "Tests: " + ", ".join(f"{n} {k}" for k, n in sorted(tests.items())),
+        "- Requirements: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ORDER),
+        "- Tests: " + ", ".join(f"{n} {k}" for k, n in sorted(tests.items())),
         "",
         f"Suite {document['suite']['version']} · spec sha256 `{document['spec']['sha256'][:12]}` "
         f"· run `{document['run']['id']}` · {document['run']['started_at']}",
