@@ -90,6 +90,12 @@ FAULT_BREAKS: dict[str, tuple[str, ...]] = {
     "method-not-allowed-without-allow": ("HTTP-405-ALLOW",),
 }
 
+#: Faults that prove something about the suite itself rather than about the document; they
+#: break no requirement and are not part of the kill table.
+SUITE_FAULTS: dict[str, str] = {
+    "echo-credentials": "proves that reports never leak a key the server echoes back",
+}
+
 #: Requirements only a window exhausted on purpose can show broken.
 DISRUPTIVE_REQUIREMENTS = frozenset(
     {"RL-429", "RL-RETRY-AFTER", "CODE-429", "RL-PUBLIC-NOT-LIMITED"}

@@ -102,6 +102,8 @@ FAULTS: dict[str, str] = {
     "create-without-location": "the 201 of POST /creators and /accounts has no Location",
     "no-request-id-on-public": "GET /health and /meta carry no X-Request-ID",
     "method-not-allowed-without-allow": "405 responses lack the Allow header",
+    "echo-credentials": "every response echoes the presented Authorization value back, in an "
+    "X-Debug-Authorization header and in a `debug` member of JSON bodies",
 }
 
 
