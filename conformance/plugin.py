@@ -220,11 +220,15 @@ def _embedded_reference(
     from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
 
     keys = ReferenceKeys.generate()
-    limits: dict[str, int] = {}
-    if rate_limit is not None:
-        limits = {"rate_limit": rate_limit, "rate_window_seconds": REFERENCE_SMALL_WINDOW_SECONDS}
     try:
-        settings = ReferenceSettings(keys=keys, faults=set(faults), **limits)
+        settings = ReferenceSettings(keys=keys, faults=set(faults))
+        if rate_limit is not None:
+            settings = ReferenceSettings(
+                keys=keys,
+                faults=set(faults),
+                rate_limit=rate_limit,
+                rate_window_seconds=REFERENCE_SMALL_WINDOW_SECONDS,
+            )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     with EmbeddedServer(settings) as server:
