@@ -7,6 +7,7 @@ URL the plugin starts the embedded reference server for the session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Generator, Iterator
@@ -27,10 +28,13 @@ from conformance._config import (
     parse_body_template,
 )
 from conformance._exchange import Exchange
+from conformance._limits import BudgetExhausted, ReadOnlyRefused
 from conformance._provisioning import IdPool, Provisioner, ProvisioningUnavailable
 from conformance._rules import RuleViolation, judge
 
 SUITE_FIXTURES = frozenset({"api", "data", "conformance_target"})
+#: Exceptions that mean "this check cannot run here", not "the target is wrong": a skip.
+SKIP_WITH_REASON = (MissingCredential, ProvisioningUnavailable, BudgetExhausted, ReadOnlyRefused)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,12 +81,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="embedded server only: start it with this fault (repeatable)",
     )
+    _add_safety_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requirement(*ids): the requirement ids of spec/requirements this test verifies"
     )
+    _register_safety_plugins(config)
 
 
 def suite_config_from(config: pytest.Config, environ: dict[str, str] | None = None) -> SuiteConfig:
@@ -200,9 +206,14 @@ def _raise_on_violation(exchange: Exchange) -> None:
 
 
 @pytest.fixture(scope="session")
-def api(conformance_target: Target) -> Iterator[ApiClient]:
+def api(conformance_target: Target, request: pytest.FixtureRequest) -> Iterator[ApiClient]:
     """The instrumented client; every response it receives is judged by every rule."""
-    client = ApiClient.for_config(conformance_target.config, conformance_target.base_url)
+    from conformance import _guard
+
+    client = ApiClient.for_config(
+        conformance_target.config, conformance_target.base_url, _guard.run_limits(request.config)
+    )
+    _guard.register_client(request.config, client)
     client.observe(_raise_on_violation)
     yield client
     client.close()
@@ -246,7 +257,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
     """A test that needs a key or data the target cannot provide is skipped, saying why."""
     try:
         return (yield)
-    except (MissingCredential, ProvisioningUnavailable) as exc:
+    except SKIP_WITH_REASON as exc:
         pytest.skip(str(exc))
 
 
@@ -256,7 +267,7 @@ def pytest_fixture_setup(
 ) -> Generator[None, object, object]:
     try:
         return (yield)
-    except (MissingCredential, ProvisioningUnavailable) as exc:
+    except SKIP_WITH_REASON as exc:
         pytest.skip(str(exc))
 
 
@@ -266,7 +277,98 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so session teardown deletes test data."""
-    try:
+    # not the main thread (e.g. an embedding runner): leave signals alone
+    with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    except ValueError:  # not the main thread (e.g. an embedding runner): leave signals alone
-        pass
+
+
+# --- safety on real, misbehaving and shared targets (conformance/_guard.py, _rerun.py) -------
+
+
+def _add_safety_options(group: pytest.OptionGroup) -> None:
+    """Limits that keep a run finite and polite; each falls back to an environment variable."""
+    group.addoption(
+        "--connect-timeout",
+        dest="creatoraudit_connect_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="per-request connect timeout (default: $CREATORAUDIT_CONNECT_TIMEOUT or 5)",
+    )
+    group.addoption(
+        "--read-timeout",
+        dest="creatoraudit_read_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="longest silence while reading an answer "
+        "(default: $CREATORAUDIT_READ_TIMEOUT or the request timeout)",
+    )
+    group.addoption(
+        "--max-body-bytes",
+        dest="creatoraudit_max_body_bytes",
+        type=int,
+        metavar="BYTES",
+        help="read response bodies up to this size; a longer one fails its check "
+        "(default: $CREATORAUDIT_MAX_BODY_BYTES or 1048576)",
+    )
+    group.addoption(
+        "--max-requests",
+        dest="creatoraudit_max_requests",
+        type=int,
+        metavar="N",
+        help="never send more than N requests in the run, cleanup included; checks beyond "
+        "the budget are skipped (default: $CREATORAUDIT_MAX_REQUESTS or unlimited)",
+    )
+    group.addoption(
+        "--time-budget",
+        dest="creatoraudit_time_budget",
+        type=float,
+        metavar="SECONDS",
+        help="skip the remaining checks once the run has taken this long "
+        "(default: $CREATORAUDIT_TIME_BUDGET or unlimited)",
+    )
+    group.addoption(
+        "--retry-after-cap",
+        dest="creatoraudit_retry_after_cap",
+        type=float,
+        metavar="SECONDS",
+        help="longest Retry-After waited before retrying an unexpected 429 once "
+        "(default: $CREATORAUDIT_RETRY_AFTER_CAP or 30)",
+    )
+    group.addoption(
+        "--read-only",
+        dest="creatoraudit_read_only",
+        action="store_true",
+        default=None,
+        help="send only requests that cannot change state (production smoke checks); "
+        "also $CREATORAUDIT_READ_ONLY=1",
+    )
+    group.addoption(
+        "--enable-disruptive",
+        dest="creatoraudit_enable_disruptive",
+        action="store_true",
+        default=None,
+        help="also run disruptive checks, e.g. exhausting a rate-limit window; "
+        "also $CREATORAUDIT_ENABLE_DISRUPTIVE=1",
+    )
+    group.addoption(
+        "--no-rerun",
+        dest="creatoraudit_no_rerun",
+        action="store_true",
+        default=None,
+        help="report failures at once instead of re-running each once to tell flaky from "
+        "reproducible; also $CREATORAUDIT_NO_RERUN=1",
+    )
+    group.addoption(
+        "--request-log",
+        dest="creatoraudit_request_log",
+        metavar="PATH",
+        help="write every request sent (keys masked) as JSON lines to PATH",
+    )
+
+
+def _register_safety_plugins(config: pytest.Config) -> None:
+    from conformance import _guard, _rerun
+
+    for module, name in ((_guard, "creatoraudit-guard"), (_rerun, "creatoraudit-rerun")):
+        if not config.pluginmanager.has_plugin(name):
+            config.pluginmanager.register(module, name)

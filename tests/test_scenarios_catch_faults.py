@@ -27,7 +27,7 @@ FAULT_CAUGHT_BY = {
 
 def run_scenarios(pytester: pytest.Pytester, *args: str) -> pytest.HookRecorder:
     pytester.chdir()
-    return pytester.inline_run(str(scenarios_dir()), "-p", "no:cacheprovider", *args)
+    return pytester.inline_run(str(scenarios_dir()), "-p", "no:cacheprovider", "--no-rerun", *args)
 
 
 def failed_functions(recorder: pytest.HookRecorder) -> set[str]:
