@@ -268,6 +268,8 @@ class ApiClient:
         if isinstance(exc, httpx.ReadError | httpx.WriteError):
             return f"connection reset or broken: {exc or type(exc).__name__}"
         if isinstance(exc, httpx.RemoteProtocolError):
+            if "without sending a response" in str(exc):
+                return "connection closed or reset before any answer"
             return f"the server broke the HTTP exchange: {exc}"
         return f"{type(exc).__name__}: {exc}"
 

@@ -17,10 +17,18 @@ from typing import Any
 
 from conformance._client import ApiClient
 from conformance._config import ConfigurationError, Principal, SuiteConfig
+from conformance._limits import BudgetExhausted, TransportFailure
 from conformance._rules import RuleViolation
 
 ORGS = {"own": Principal.FULL, "other": Principal.OTHER_ORG}
 KINDS = {"creator": "/creators", "account": "/accounts"}
+#: Answers that mean "this target has no such create endpoint": skip. Anything else a create
+#: answers (a redirect, a 5xx, a 2xx without an id) is the target's fault: the check fails.
+ENDPOINT_ABSENT = frozenset({404, 405, 501})
+
+
+class ProvisioningFailed(AssertionError):
+    """The create endpoint exists but did not create; the check that needed the data fails."""
 
 
 class ProvisioningUnavailable(Exception):
@@ -100,16 +108,27 @@ class Provisioner:
             )
         template = self.config.creator_body if kind == "creator" else self.config.account_body
         body = _fill(template, self.config.run_id, next(self._numbers))
+        if not self.client.budget.can_reserve(1):  # the create, then the DELETE it reserves
+            raise BudgetExhausted(
+                f"the request budget of {self.client.budget.limit} (--max-requests) leaves "
+                f"no room to create a {kind} and delete it again"
+            )
         exchange = self.client.post(KINDS[kind], principal=principal, json=body)
         data = exchange.json()
         resource_id = data.get("data", {}).get("id") if isinstance(data, dict) else None
-        if exchange.status != 201 or not isinstance(resource_id, str):
+        if exchange.status == 201 and isinstance(resource_id, str):
+            self.created.append((principal, f"{KINDS[kind]}/{resource_id}"))
+            self.client.budget.reserve()
+            return resource_id
+        if exchange.status in ENDPOINT_ABSENT:
             raise ProvisioningUnavailable(
                 f"POST {KINDS[kind]} did not create a {kind} (got {exchange.status}); the "
                 "target may lack the create endpoints: pass --ids-file with existing ids"
             )
-        self.created.append((principal, f"{KINDS[kind]}/{resource_id}"))
-        return resource_id
+        raise ProvisioningFailed(
+            f"POST {KINDS[kind]} did not create a {kind}: got {exchange.status}"
+            f"{' without a data.id' if exchange.status == 201 else ''}\n{exchange.evidence()}"
+        )
 
     def cleanup(self) -> list[str]:
         """Delete everything this run created, newest first; return what could not be deleted."""
@@ -117,9 +136,14 @@ class Provisioner:
         while self.created:
             principal, path = self.created.pop()
             try:
-                status = self.client.delete(path, principal=principal).status
+                status = self.client.delete(path, principal=principal, cleanup=True).status
             except RuleViolation as exc:  # the rules judge the exchange; deletion is what counts
                 status = exc.exchange.status
+            except TransportFailure as exc:  # the target stopped answering: do not insist
+                leftovers.append(f"{path} ({exc.reason})")
+                leftovers.extend(f"{p} (not attempted)" for _, p in reversed(self.created))
+                self.created.clear()
+                break
             except Exception as exc:  # keep deleting the rest; report what stayed
                 leftovers.append(f"{path} ({type(exc).__name__})")
                 continue

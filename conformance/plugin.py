@@ -229,7 +229,11 @@ def _provisioner(api: ApiClient, conformance_target: Target) -> Iterator[Provisi
     if leftovers:
         import warnings
 
-        warnings.warn(f"could not delete test data: {', '.join(leftovers)}", stacklevel=1)
+        warnings.warn(
+            f"could not delete test data: {', '.join(leftovers)}; "
+            "`creatoraudit-conformance cleanup` removes it later",
+            stacklevel=1,
+        )
 
 
 class TestData:
