@@ -181,7 +181,9 @@ def _record_retries(item: pytest.Item, report: pytest.TestReport) -> None:
         seen = getattr(client, "_retries_reported", 0)
         for record in client.retries[seen:]:
             outcome = f"waited {record.waited:g} s, retried" if record.retried else "not retried"
-            report.user_properties.append(("retried_after_429", f"{record.request}: {outcome}"))
+            entry = ("retried_after_429", f"{record.request}: {outcome}")
+            report.user_properties.append(entry)
+            item.user_properties.append(entry)  # JUnit reads the teardown report's
         client._retries_reported = len(client.retries)  # type: ignore[attr-defined]
 
 

@@ -42,6 +42,12 @@ def _call_failed(reports: list[pytest.TestReport]) -> bool:
     return call is not None and call.failed and not hasattr(call, "wasxfail")
 
 
+def _mark(reports: list[pytest.TestReport], *properties: tuple[str, str]) -> None:
+    """Put properties on every phase's report: JUnit reads them from the teardown report."""
+    for report in reports:
+        report.user_properties.extend(properties)
+
+
 def _combine(
     first: list[pytest.TestReport], second: list[pytest.TestReport]
 ) -> list[pytest.TestReport]:
@@ -50,12 +56,11 @@ def _combine(
     second_call = _phase(second, "call")
     assert first_call is not None
     if second_call is None or second_call.skipped:
-        first_call.user_properties.append((RERUN_PROPERTY, "not re-run (skipped on re-run)"))
+        _mark(first, (RERUN_PROPERTY, "skipped"))
         first_call.sections.append(("re-run", "the re-run was skipped; reproduction unknown"))
         return first
     if second_call.failed:
-        second_call.user_properties.append((RERUN_PROPERTY, "reproduced"))
-        second_call.user_properties.append((FLAKY_PROPERTY, "false"))
+        _mark(second, (RERUN_PROPERTY, "reproduced"), (FLAKY_PROPERTY, "false"))
         second_call.sections.append(
             ("re-run", "the failure reproduced on a re-run with fresh data")
         )
@@ -63,8 +68,7 @@ def _combine(
     # Failed, then passed: flaky. Keep the failure's evidence; the outcome stays a failure.
     second_call.outcome = "failed"
     second_call.longrepr = first_call.longrepr
-    second_call.user_properties.append((RERUN_PROPERTY, "passed"))
-    second_call.user_properties.append((FLAKY_PROPERTY, "true"))
+    _mark(second, (RERUN_PROPERTY, "passed"), (FLAKY_PROPERTY, "true"))
     second_call.sections.append(
         ("re-run", "FLAKY: failed, then passed on a re-run with fresh data")
     )
