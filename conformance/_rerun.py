@@ -29,7 +29,7 @@ class _KeepParents:
     def __init__(self, item: pytest.Item) -> None:
         self._chain = item.listchain()[:-1]
 
-    def listchain(self) -> list[pytest.Node]:
+    def listchain(self) -> list[Any]:
         return self._chain
 
 
@@ -98,7 +98,7 @@ def _attempt(
         reports.append(call_and_report(item, "teardown", log=False, nextitem=following))
     finally:
         if hasattr(item, "_request"):
-            item._request = False  # type: ignore[attr-defined]
+            item._request = False
             item.funcargs = None  # type: ignore[attr-defined]
     return reports, rerun
 
