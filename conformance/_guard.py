@@ -144,8 +144,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         run_limits(config)
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Runs after the results plugin registered the test (so its skip is recorded) and before
+    any fixture is set up (so a skipped test sends nothing)."""
     if not is_suite_item(item):
         return
     limits = run_limits(item.config)

@@ -40,7 +40,7 @@ class TransportFailure(AssertionError):
 
     def __init__(self, method: str, url: str, reason: str) -> None:
         self.method, self.url, self.reason = method, url, reason
-        super().__init__(f"[TRANSPORT] {method} {url}: {reason}")
+        super().__init__(f"transport failure: {method} {url}: {reason}")
 
 
 class ResponseTooLarge(TransportFailure):
