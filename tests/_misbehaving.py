@@ -9,10 +9,12 @@ handler send a wrong Content-Length, trickle bytes or reset a connection.
 
 from __future__ import annotations
 
+import json
 import socket
 import socketserver
 import struct
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 
@@ -114,6 +116,31 @@ class _Handler(socketserver.BaseRequestHandler):
             sock.sendall(CHUNK)
             self.server.owner.bytes_sent += len(CHUNK)
 
+    def rate_limited_once(self, sock: socket.socket, path: str) -> None:
+        """Every first request to a path is refused with 429 and Retry-After: 1; then 200."""
+        reset = str(int(time.time()) + 1)
+        limits = {"X-RateLimit-Limit": "10", "X-RateLimit-Reset": reset}
+        hits = self.server.owner.hits
+        hits[path] = hits.get(path, 0) + 1
+        if hits[path] % 2:
+            problem = {
+                "type": "urn:creatoraudit:error:rate-limited",
+                "title": "Too Many Requests",
+                "status": 429,
+                "detail": "Slow down.",
+                "code": "RATE_LIMITED",
+                "request_id": self.request_id,
+            }
+            body = json.dumps(problem).encode()
+            headers = {"Content-Type": "application/problem+json", "Retry-After": "1"}
+            headers |= {"X-RateLimit-Remaining": "0", "Content-Length": str(len(body))}
+            sock.sendall(self._response_head("429 Too Many Requests", headers | limits) + body)
+            return
+        body = b'{"data": {"id": "fine"}}'
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        headers |= {"X-RateLimit-Remaining": "9"}
+        sock.sendall(self._response_head("200 OK", headers | limits) + body)
+
     def redirect_loop(self, sock: socket.socket, path: str) -> None:
         head = self._response_head(
             "307 Temporary Redirect", {"Location": path, "Content-Length": "0"}
@@ -130,6 +157,7 @@ MODES: dict[str, Callable[[_Handler, socket.socket, str], None]] = {
     "content-type-mismatch": _Handler.content_type_mismatch,
     "huge-body": _Handler.huge_body,
     "redirect-loop": _Handler.redirect_loop,
+    "rate-limited-once": _Handler.rate_limited_once,
 }
 
 
@@ -145,6 +173,7 @@ class MisbehavingServer:
         self.stopping = threading.Event()
         self.seen: list[str] = []
         self.bytes_sent = 0
+        self.hits: dict[str, int] = {}
         self._server = self._TCPServer(("127.0.0.1", 0), _Handler)
         self._server.owner = self
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

@@ -75,6 +75,30 @@ def test_misbehaviour_fails_the_check_with_its_reason(
         assert misbehaving.bytes_sent < HUGE_BODY_BYTES // 4, "the client read far past its cap"
 
 
+def test_unexpected_429_is_retried_once_and_reported(
+    pytester: pytest.Pytester, misbehaving: MisbehavingServer
+) -> None:
+    pytester.makepyfile(
+        test_limited="""
+        def test_reads(api):
+            assert api.get("/creators").status == 200
+        """
+    )
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        f"--base-url={misbehaving.url('rate-limited-once')}",
+        "--api-key=ca_some_key",
+        f"--junitxml={junit}",
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["*unexpected 429 answers*", "GET */creators ?FULL? -> 429: waited 1 s and retried once"]
+    )
+    assert "retried_after_429" in junit.read_text(encoding="utf-8")
+
+
 def test_time_budget_skips_the_rest_and_exits_1(
     misbehaving: MisbehavingServer, tmp_path: Path
 ) -> None:
