@@ -663,6 +663,11 @@ def _idempotent_ids_equal(api: Api) -> object:
     return ids[0] == ids[1]
 
 
+def _key_echoed(api: Api) -> object:
+    response = api.a.get("/creators")
+    return "x-debug-authorization" in response.headers or "debug" in response.json()
+
+
 PROBES: dict[str, Probe] = {
     "relink-returns-201": _relink_status,
     "conflict-returns-200": _conflict_outcome,
@@ -682,6 +687,7 @@ PROBES: dict[str, Probe] = {
     "readonly-key-can-write": _readonly_create_status,
     "idempotency-key-ignored": _idempotent_ids_equal,
     "link-body-not-json": _link_body_is_json,
+    "echo-credentials": _key_echoed,
 }
 
 

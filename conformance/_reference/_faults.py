@@ -46,6 +46,8 @@ FAULTS: dict[str, str] = {
     "is an HTML page",
     "idempotency-key-ignored": "a repeated POST with the same Idempotency-Key creates a new "
     "resource instead of replaying the first result",
+    "echo-credentials": "every response echoes the presented Authorization value back, in an "
+    "X-Debug-Authorization header and in a `debug` member of JSON bodies",
 }
 
 
