@@ -7,6 +7,7 @@ a failure anywhere (scenario, fuzzer, state machine) is reported against the sam
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -504,3 +505,24 @@ def collection_links_first_and_next(exchange: Exchange) -> Iterator[Violation]:
     has_next = isinstance(pagination, dict) and pagination.get("has_next") is True
     if has_next and links is not None and "next" not in rels:
         yield Violation("PAGE-LINK-NEXT", 'has_next is true but no Link with rel="next"')
+# --- media types ---------------------------------------------------------------------------
+
+
+def declares_json(exchange: Exchange) -> bool:
+    media = exchange.media_type
+    return media == "application/json" or media.endswith("+json")
+
+
+@rule
+def declared_json_body_parses(exchange: Exchange) -> Iterator[Violation]:
+    """A body sent as JSON must be JSON: a client would otherwise fail to read any answer.
+    A body the suite truncated at its size cap is not judged here (the cap reports it)."""
+    if not exchange.body or exchange.truncated or not declares_json(exchange):
+        return
+    try:
+        json.loads(exchange.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        yield Violation(
+            "HTTP-JSON-BODY",
+            f"body declared as {exchange.media_type} is not valid JSON ({exc})",
+        )

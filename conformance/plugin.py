@@ -30,6 +30,7 @@ from conformance._config import (
     parse_body_template,
 )
 from conformance._exchange import Exchange
+from conformance._limits import BudgetExhausted, ReadOnlyRefused
 from conformance._provisioning import IdPool, Provisioner, ProvisioningUnavailable
 from conformance._requirements import load_catalogue
 from conformance._results import (
@@ -46,6 +47,8 @@ DEFAULT_RATE_LIMIT_BUDGET = 100
 #: The window of a reference server given --reference-rate-limit: long enough that it does
 #: not roll over while the scenarios exhaust it.
 REFERENCE_SMALL_WINDOW_SECONDS = 3600
+#: Exceptions that mean "this check cannot run here", not "the target is wrong": a skip.
+SKIP_WITH_REASON = (MissingCredential, ProvisioningUnavailable, BudgetExhausted, ReadOnlyRefused)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -110,14 +113,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="exhaust a rate-limit window (with --enable-disruptive) only when "
         f"X-RateLimit-Remaining is at most N (default {DEFAULT_RATE_LIMIT_BUDGET})",
     )
-    # TEMP (issue4): issue6 adds this option with the same dest; drop this block on merge.
-    group.addoption(
-        "--enable-disruptive",
-        dest="creatoraudit_enable_disruptive",
-        action="store_true",
-        default=None,
-        help="also run disruptive checks, e.g. exhausting a rate-limit window",
-    )
     group.addoption(
         "--report-dir",
         dest="creatoraudit_report_dir",
@@ -125,12 +120,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         help="write results.json, report.html and summary.md here (default: no reports)",
     )
+    _add_safety_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requirement(*ids): the requirement ids of spec/requirements this test verifies"
     )
+    _register_safety_plugins(config)
 
 
 def suite_config_from(config: pytest.Config, environ: dict[str, str] | None = None) -> SuiteConfig:
@@ -311,9 +308,16 @@ def _exchange_judge(request: pytest.FixtureRequest) -> ExchangeJudge:
 
 
 @pytest.fixture(scope="session")
-def api(conformance_target: Target, _exchange_judge: ExchangeJudge) -> Iterator[ApiClient]:
+def api(
+    conformance_target: Target, _exchange_judge: ExchangeJudge, request: pytest.FixtureRequest
+) -> Iterator[ApiClient]:
     """The instrumented client; every response it receives is judged by every rule."""
-    client = ApiClient.for_config(conformance_target.config, conformance_target.base_url)
+    from conformance import _guard
+
+    client = ApiClient.for_config(
+        conformance_target.config, conformance_target.base_url, _guard.run_limits(request.config)
+    )
+    _guard.register_client(request.config, client)
     client.observe(_exchange_judge)
     results = _exchange_judge.results
     if results is not None:
@@ -333,7 +337,11 @@ def _provisioner(api: ApiClient, conformance_target: Target) -> Iterator[Provisi
     if leftovers:
         import warnings
 
-        warnings.warn(f"could not delete test data: {', '.join(leftovers)}", stacklevel=1)
+        warnings.warn(
+            f"could not delete test data: {', '.join(leftovers)}; "
+            "`creatoraudit-conformance cleanup` removes it later",
+            stacklevel=1,
+        )
 
 
 class TestData:
@@ -361,7 +369,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
     """A test that needs a key or data the target cannot provide is skipped, saying why."""
     try:
         return (yield)
-    except (MissingCredential, ProvisioningUnavailable) as exc:
+    except SKIP_WITH_REASON as exc:
         pytest.skip(str(exc))
 
 
@@ -371,7 +379,7 @@ def pytest_fixture_setup(
 ) -> Generator[None, object, object]:
     try:
         return (yield)
-    except (MissingCredential, ProvisioningUnavailable) as exc:
+    except SKIP_WITH_REASON as exc:
         pytest.skip(str(exc))
 
 
@@ -603,3 +611,93 @@ def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
             test.observations.append(text)
 
     return record
+# --- safety on real, misbehaving and shared targets (conformance/_guard.py, _rerun.py) -------
+
+
+def _add_safety_options(group: pytest.OptionGroup) -> None:
+    """Limits that keep a run finite and polite; each falls back to an environment variable."""
+    group.addoption(
+        "--connect-timeout",
+        dest="creatoraudit_connect_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="per-request connect timeout (default: $CREATORAUDIT_CONNECT_TIMEOUT or 5)",
+    )
+    group.addoption(
+        "--read-timeout",
+        dest="creatoraudit_read_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="longest silence while reading an answer "
+        "(default: $CREATORAUDIT_READ_TIMEOUT or the request timeout)",
+    )
+    group.addoption(
+        "--max-body-bytes",
+        dest="creatoraudit_max_body_bytes",
+        type=int,
+        metavar="BYTES",
+        help="read response bodies up to this size; a longer one fails its check "
+        "(default: $CREATORAUDIT_MAX_BODY_BYTES or 1048576)",
+    )
+    group.addoption(
+        "--max-requests",
+        dest="creatoraudit_max_requests",
+        type=int,
+        metavar="N",
+        help="never send more than N requests in the run, cleanup included; checks beyond "
+        "the budget are skipped (default: $CREATORAUDIT_MAX_REQUESTS or unlimited)",
+    )
+    group.addoption(
+        "--time-budget",
+        dest="creatoraudit_time_budget",
+        type=float,
+        metavar="SECONDS",
+        help="skip the remaining checks once the run has taken this long "
+        "(default: $CREATORAUDIT_TIME_BUDGET or unlimited)",
+    )
+    group.addoption(
+        "--retry-after-cap",
+        dest="creatoraudit_retry_after_cap",
+        type=float,
+        metavar="SECONDS",
+        help="longest Retry-After waited before retrying an unexpected 429 once "
+        "(default: $CREATORAUDIT_RETRY_AFTER_CAP or 30)",
+    )
+    group.addoption(
+        "--read-only",
+        dest="creatoraudit_read_only",
+        action="store_true",
+        default=None,
+        help="send only requests that cannot change state (production smoke checks); "
+        "also $CREATORAUDIT_READ_ONLY=1",
+    )
+    group.addoption(
+        "--enable-disruptive",
+        dest="creatoraudit_enable_disruptive",
+        action="store_true",
+        default=None,
+        help="also run disruptive checks, e.g. exhausting a rate-limit window; "
+        "also $CREATORAUDIT_ENABLE_DISRUPTIVE=1",
+    )
+    group.addoption(
+        "--no-rerun",
+        dest="creatoraudit_no_rerun",
+        action="store_true",
+        default=None,
+        help="report failures at once instead of re-running each once to tell flaky from "
+        "reproducible; also $CREATORAUDIT_NO_RERUN=1",
+    )
+    group.addoption(
+        "--request-log",
+        dest="creatoraudit_request_log",
+        metavar="PATH",
+        help="write every request sent (keys masked) as JSON lines to PATH",
+    )
+
+
+def _register_safety_plugins(config: pytest.Config) -> None:
+    from conformance import _guard, _rerun
+
+    for module, name in ((_guard, "creatoraudit-guard"), (_rerun, "creatoraudit-rerun")):
+        if not config.pluginmanager.has_plugin(name):
+            config.pluginmanager.register(module, name)

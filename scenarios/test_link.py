@@ -16,7 +16,7 @@ from conformance import (
 
 @pytest.mark.requirement(
     "LINK-FIRST-201", "LINK-FIRST-LOCATION", "LINK-RECORD-ENVELOPE", "ENV-DATA",
-    "HTTP-PUT-201-LOCATION",
+    "HTTP-PUT-201-LOCATION", "HTTP-JSON-BODY",
 )
 def test_first_link_is_created_with_location(api: ApiClient, data) -> None:
     path = link_path(data.creator(), data.account())

@@ -12,13 +12,17 @@ import pytest
 
 from conformance import ApiClient, Exchange, Principal, expect_problem, link_path, nowhere_id
 from conformance._expect import ExpectationFailed
+from conformance._guard import require_disruptive
+
+#: See the target's limits as they are: no pacing before a spent window, no retry of a 429.
+UNSOFTENED = {"pace": False, "retry_on_429": False}
 
 
 def _probe(api: ApiClient, principal: Principal = Principal.FULL) -> Exchange:
     """A cheap authenticated request: a link between two ids that exist nowhere (404)."""
     if principal is Principal.READONLY:
-        return api.get(f"/creators/{nowhere_id()}", principal=principal)
-    return api.put(link_path(nowhere_id(), nowhere_id()), principal=principal)
+        return api.get(f"/creators/{nowhere_id()}", principal=principal, **UNSOFTENED)
+    return api.put(link_path(nowhere_id(), nowhere_id()), principal=principal, **UNSOFTENED)
 
 
 def _remaining(exchange: Exchange) -> tuple[int, str]:
@@ -65,8 +69,7 @@ def test_one_keys_requests_do_not_use_up_anothers_window(api: ApiClient, observe
 def _disruptive_budget(
     request: pytest.FixtureRequest, requests_needed: int, header: str = "X-RateLimit-Remaining"
 ) -> None:
-    if not request.config.getoption("creatoraudit_enable_disruptive", False):
-        pytest.skip("exhausting a rate-limit window is disruptive: pass --enable-disruptive")
+    require_disruptive(request.config)  # --enable-disruptive (and not a --read-only run)
     budget = request.config.getoption("creatoraudit_rate_limit_budget")
     if requests_needed > budget:
         pytest.skip(
@@ -98,7 +101,7 @@ def test_public_endpoints_are_not_limited(api: ApiClient, request: pytest.Fixtur
     _disruptive_budget(request, limit, "X-RateLimit-Limit")
     for path in ("/health", "/meta"):
         for _ in range(limit + 2):
-            exchange = api.get(path, principal=Principal.NONE)
+            exchange = api.get(path, principal=Principal.NONE, **UNSOFTENED)
             if exchange.status != 200:
                 raise ExpectationFailed(
                     "RL-PUBLIC-NOT-LIMITED",

@@ -527,6 +527,8 @@ class ReferenceApi:
             if condition is not None and _if_none_match_hits(condition, headers["ETag"]):
                 return self._not_modified(result, headers)
         media_type = JSON if result.content else None
+        if "link-body-not-json" in self.faults and ex.request.method == "PUT" and result.content:
+            return Response(b"<html><body>linked</body></html>", result.status, headers, JSON)
         return Response(result.content, result.status, headers, media_type)
 
     def _etag(self, content: bytes) -> str:
