@@ -286,5 +286,3 @@ def _install_auth(schema: Any, run: FuzzRun) -> None:
             case.headers["Authorization"] = f"Bearer {data}"
 
     schema.auth()(OrganizationKey)
-
-

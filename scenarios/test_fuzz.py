@@ -56,6 +56,7 @@ def fuzz_schema(request: pytest.FixtureRequest, fuzz_run: FuzzRun) -> Iterator[A
     location = request.config.getoption("creatoraudit_spec") or spec_path()
     yield configure(load_spec(location), fuzz_run)
 
+
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
 
 
