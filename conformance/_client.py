@@ -125,6 +125,12 @@ class ApiClient:
             observer(exchange)
         return exchange
 
+    def record(self, exchange: Exchange) -> None:
+        """Log and judge an exchange another transport sent (the fuzzer's), like our own."""
+        self.log.append(exchange)
+        for observer in self._observers:
+            observer(exchange)
+
     def get(self, path: str, **kwargs: Any) -> Exchange:
         return self.request("GET", path, **kwargs)
 

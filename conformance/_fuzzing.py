@@ -27,7 +27,7 @@ from schemathesis import Case, Response
 
 from conformance._config import ConfigurationError, Credentials, Principal
 from conformance._exchange import CaseInsensitiveHeaders, Exchange
-from conformance._rules import judge
+from conformance._rules import RuleViolation
 
 PROFILES = ("smoke", "full")
 
@@ -177,6 +177,7 @@ class FuzzRun:
     max_examples: int
     request_timeout: float
     next_request_id: Callable[[], str]
+    record: Callable[[Exchange], None]
     ids: IdMix = field(default_factory=IdMix)
     log: list[Exchange] = field(default_factory=list)
 
@@ -239,15 +240,17 @@ class FuzzRun:
 
 
 def project_rules_check(run: FuzzRun) -> Callable[[Any, Response, Case], bool | None]:
-    """The project's rules as one schemathesis check; its failures name requirement ids."""
+    """The project's rules as one schemathesis check. The exchange goes to the suite's client
+    (``run.record``), whose observer applies :func:`conformance._rules.judge` and records it in
+    the requirement-level results, exactly as for the scenarios' own requests."""
 
     def creatoraudit_rules(ctx: Any, response: Response, case: Case) -> bool | None:
         exchange = run.exchange_of(response)
         run.log.append(exchange)
-        violations = judge(exchange)
-        if violations:
-            found = "; ".join(f"[{v.requirement}] {exchange.mask(v.message)}" for v in violations)
-            raise AssertionError(f"{found}\n{exchange.evidence()}\n{run.reproduction(exchange)}")
+        try:
+            run.record(exchange)
+        except RuleViolation as violation:
+            raise AssertionError(f"{violation}\nseed: --seed {run.seed}") from None
         return None
 
     return creatoraudit_rules

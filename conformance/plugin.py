@@ -7,8 +7,10 @@ URL the plugin starts the embedded reference server for the session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +30,9 @@ from conformance._config import (
 )
 from conformance._exchange import Exchange
 from conformance._provisioning import IdPool, Provisioner, ProvisioningUnavailable
-from conformance._rules import RuleViolation, judge
+from conformance._requirements import load_catalogue
+from conformance._results import ExchangeRecord, RunResults, TestResult, requirement_ids_in
+from conformance._rules import RuleViolation, Violation, judge
 
 SUITE_FIXTURES = frozenset({"api", "data", "conformance_target"})
 
@@ -161,10 +165,11 @@ def suite_config_from(config: pytest.Config, environ: dict[str, str] | None = No
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Validate the configuration once, before any test runs, and only when suite tests run,
     so that installing the plugin never disturbs unrelated pytest sessions."""
-    if not any(SUITE_FIXTURES & set(getattr(item, "fixturenames", ())) for item in items):
+    if not any(_uses_suite_fixtures(item) for item in items):
         return
     try:
         config.stash[_SUITE_CONFIG] = suite_config_from(config)
+        config.stash[RESULTS] = RunResults(load_catalogue())
         _check_fuzzing_options(config)
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -199,6 +204,21 @@ _FUZZ_SEED = pytest.StashKey[int]()
 
 
 _SUITE_CONFIG = pytest.StashKey[SuiteConfig]()
+
+
+def _uses_suite_fixtures(item: pytest.Item) -> bool:
+    """True when the item requests this plugin's fixtures (not a same-named one of its own)."""
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs if info is not None else {}
+    return any(
+        getattr(d.func, "__module__", "") == __name__
+        for name in SUITE_FIXTURES
+        for d in definitions.get(name, ())[-1:]  # the last definition is the one used
+    )
+
+
+#: The run's results; reporters read them at session end (``config.stash[RESULTS]``).
+RESULTS = pytest.StashKey[RunResults]()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -260,20 +280,58 @@ def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield Target(base_url, embedded, embedded=True)
 
 
-def _raise_on_violation(exchange: Exchange) -> None:
-    violations = judge(exchange)
-    if violations:
-        raise RuleViolation(exchange, violations)
+class ExchangeJudge:
+    """The observer the client calls for every exchange: records it for the current test and
+    applies every rule. A MUST violation fails the test at once; a SHOULD violation is
+    recorded as a warning, which the verdict reports without failing the MUST verdict."""
+
+    def __init__(self, results: RunResults | None) -> None:
+        self.results = results
+        self.current: TestResult | None = None
+
+    def __call__(self, exchange: Exchange) -> None:
+        if self.current is not None and len(self.current.exchanges) < MAX_RECORDED_EXCHANGES:
+            self.current.exchanges.append(ExchangeRecord.of(exchange))
+        violations = judge(exchange)
+        for soft in (v for v in violations if self._is_soft(v)):
+            if self.current is not None:
+                self.current.warnings.append(
+                    f"[{soft.requirement}] {exchange.mask(soft.message)} ({exchange.describe()})"
+                )
+        must = [v for v in violations if not self._is_soft(v)]
+        if must:
+            raise RuleViolation(exchange, must)
+
+    def _is_soft(self, violation: Violation) -> bool:
+        if self.results is None:
+            return False
+        requirement = self.results.catalogue.get(violation.requirement)
+        return requirement is not None and not requirement.is_must
+
+
+MAX_RECORDED_EXCHANGES = 50
+_JUDGE = pytest.StashKey[ExchangeJudge]()
 
 
 @pytest.fixture(scope="session")
-def api(conformance_target: Target) -> Iterator[ApiClient]:
+def _exchange_judge(request: pytest.FixtureRequest) -> ExchangeJudge:
+    judge_ = ExchangeJudge(request.config.stash.get(RESULTS, None))
+    request.config.stash[_JUDGE] = judge_
+    return judge_
+
+
+@pytest.fixture(scope="session")
+def api(conformance_target: Target, _exchange_judge: ExchangeJudge) -> Iterator[ApiClient]:
     """The instrumented client; every response it receives is judged by every rule."""
     client = ApiClient.for_config(conformance_target.config, conformance_target.base_url)
-    client.observe(_raise_on_violation)
+    client.observe(_exchange_judge)
+    results = _exchange_judge.results
+    if results is not None:
+        results.base_url = conformance_target.base_url
+        results.run_id = conformance_target.config.run_id
+        results.secrets = conformance_target.config.credentials.secrets()
     yield client
     client.close()
-
 
 @pytest.fixture(scope="session")
 def _provisioner(api: ApiClient, conformance_target: Target) -> Iterator[Provisioner]:
@@ -319,7 +377,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.SubRequest
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[None, object, object]:
     try:
         return (yield)
@@ -333,7 +391,103 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so session teardown deletes test data."""
-    try:
+    # ValueError: not the main thread (e.g. an embedding runner); leave signals alone then.
+    with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    except ValueError:  # not the main thread (e.g. an embedding runner): leave signals alone
-        pass
+
+
+# --- results: per test, per requirement ------------------------------------------------------
+
+_CURRENT = pytest.StashKey[TestResult]()
+OUTCOME_MARKS = {
+    "passed": "pass",
+    "failed": "FAIL",
+    "warned": "warn",
+    "skipped": "skip",
+    "untested": "----",
+}
+
+
+def _requirements_of(item: pytest.Item) -> list[str]:
+    return [rid for marker in item.iter_markers("requirement") for rid in marker.args]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    results = item.config.stash.get(RESULTS, None)
+    if results is None:
+        return
+    test = results.test(item.nodeid, _requirements_of(item))
+    item.stash[_CURRENT] = test
+    judge_ = item.config.stash.get(_JUDGE, None)
+    if judge_ is not None:
+        judge_.current = test
+
+
+def _broken_requirements(excinfo: pytest.ExceptionInfo[BaseException]) -> list[str]:
+    """The requirement ids a failure names: a rule violation's, or the ``[ID]`` tags that
+    start lines of its message (expectations and scenario assertions write them)."""
+    error = excinfo.value
+    if isinstance(error, RuleViolation):
+        return list(dict.fromkeys(v.requirement for v in error.violations))
+    return requirement_ids_in(str(error))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    test = item.stash.get(_CURRENT, None)
+    results = item.config.stash.get(RESULTS, None)
+    if test is None or results is None:
+        return report
+    test.duration += report.duration
+    if report.skipped and test.outcome == "passed":
+        test.outcome = "skipped"
+        test.message = _skip_reason(report)
+    elif report.failed and test.outcome not in {"failed", "error"}:
+        test.outcome = "failed" if report.when == "call" else "error"
+        test.broken = _broken_requirements(call.excinfo) if call.excinfo else []
+        test.message = results.mask(str(call.excinfo.value) if call.excinfo else "")
+    if report.when == "call" or report.failed:
+        report.user_properties.append(("requirements", " ".join(test.requirements)))
+        if test.broken:
+            report.user_properties.append(("broken", " ".join(test.broken)))
+    if report.when == "teardown":
+        judge_ = item.config.stash.get(_JUDGE, None)
+        if judge_ is not None:
+            judge_.current = None
+    return report
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """A compact table of requirement outcomes, then the verdict."""
+    results = config.stash.get(RESULTS, None)
+    if results is None or not results.tests:
+        return
+    terminalreporter.section("CreatorAudit v2 requirements")
+    for rid, entry in results.by_requirement().items():
+        line = f"{OUTCOME_MARKS[entry.outcome]:5} {entry.requirement.level:6} {rid}"
+        if entry.outcome in {"failed", "warned", "skipped"} and entry.reasons:
+            line += f"  - {entry.reasons[0][:100]}"
+        terminalreporter.write_line(line)
+    terminalreporter.write_line(f"verdict: {results.verdict().text}", bold=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """SHOULD failures alone are warnings: they do not fail the run."""
+    results = session.config.stash.get(RESULTS, None)
+    if results is None:
+        return
+    results.finished_at = time.time()
+    if exitstatus == pytest.ExitCode.TESTS_FAILED and results.verdict().conforms_must:
+        session.exitstatus = pytest.ExitCode.OK

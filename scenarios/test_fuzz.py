@@ -43,6 +43,7 @@ def fuzz_run(
         max_examples=config.getoption("creatoraudit_max_examples") or profile.fuzz_examples,
         request_timeout=conformance_target.config.request_timeout,
         next_request_id=api.next_request_id,
+        record=api.record,
         ids=provisioned_ids(api, data),
     )
 

@@ -75,11 +75,10 @@ class RequestLog:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_teardown(self, item: pytest.Item) -> None:
-        funcargs = getattr(item, "funcargs", {})
-        exchanges = list(funcargs["api"].log) if "api" in funcargs else []
-        if "fuzz_run" in funcargs:
-            exchanges += funcargs["fuzz_run"].log
-            funcargs["api"].log.clear()
+        api = getattr(item, "funcargs", {}).get("api")
+        exchanges = list(api.log) if api is not None else []
+        if api is not None:
+            api.log.clear()
         created: dict[str, str] = {}
         for exchange in exchanges:
             body = exchange.json() if exchange.method == "POST" else None

@@ -1,0 +1,158 @@
+"""Results per test and per requirement: what every report and the verdict are made from.
+
+The plugin fills a :class:`RunResults` while tests run; reporters only read it. A failure is
+attributed to the requirement ids it names (a rule violation or an expectation carries them);
+a failure that names none counts against every requirement the test declares.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance._exchange import Exchange
+from conformance._requirements import Requirement
+
+REQUIREMENT_TAG = re.compile(r"^\[([A-Z][A-Z0-9]*(?:-[A-Z0-9]+)+)\]", re.MULTILINE)
+MAX_EXCHANGES_PER_TEST = 50
+
+
+@dataclass
+class ExchangeRecord:
+    """An exchange with every secret masked, safe to write into any report."""
+
+    method: str
+    url: str
+    principal: str
+    status: int
+    request_headers: dict[str, str]
+    response_headers: dict[str, str]
+    body: str
+    curl: str
+
+    @classmethod
+    def of(cls, exchange: Exchange, body_limit: int = 2000) -> ExchangeRecord:
+        request_headers = {
+            k: ("***" if k == "authorization" else exchange.mask(v))
+            for k, v in exchange.request_headers.items()
+        }
+        text = exchange.body[:body_limit].decode("utf-8", "replace")
+        if len(exchange.body) > body_limit:
+            text += f"... ({len(exchange.body)} bytes)"
+        return cls(
+            method=exchange.method, url=exchange.mask(exchange.url),
+            principal=exchange.principal.name, status=exchange.status,
+            request_headers=request_headers,
+            response_headers={k: exchange.mask(v) for k, v in exchange.headers.items()},
+            body=exchange.mask(text), curl=exchange.curl(),
+        )
+
+
+@dataclass
+class TestResult:
+    """One test's outcome and the evidence behind it."""
+
+    nodeid: str
+    requirements: list[str]
+    outcome: str = "passed"  # passed | failed | skipped | error
+    broken: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # SHOULD-level violations, as "[ID] text"
+    observations: list[str] = field(default_factory=list)
+    message: str = ""
+    duration: float = 0.0
+    exchanges: list[ExchangeRecord] = field(default_factory=list)
+
+
+@dataclass
+class RequirementResult:
+    requirement: Requirement
+    outcome: str  # passed | failed | warned | skipped | untested
+    tests: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Verdict:
+    conforms_must: bool
+    conforms_should: bool
+
+    @property
+    def text(self) -> str:
+        if self.conforms_must and self.conforms_should:
+            return "conforms to every MUST and SHOULD"
+        if self.conforms_must:
+            return "conforms to every MUST (some SHOULD not met)"
+        return "does NOT conform (a MUST failed)"
+
+
+def requirement_ids_in(message: str) -> list[str]:
+    """The ``[ID]`` tags a failure message names, in order, without repeats."""
+    return list(dict.fromkeys(REQUIREMENT_TAG.findall(message)))
+
+
+@dataclass
+class RunResults:
+    catalogue: dict[str, Requirement]
+    base_url: str = ""
+    run_id: str = ""
+    started_at: float = field(default_factory=time.time)
+    finished_at: float = 0.0
+    tests: dict[str, TestResult] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list, repr=False)
+
+    def mask(self, text: str) -> str:
+        """Replace every key value in ``text``: failure messages may quote anything."""
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def test(self, nodeid: str, requirements: list[str] | None = None) -> TestResult:
+        if nodeid not in self.tests:
+            self.tests[nodeid] = TestResult(nodeid, list(requirements or []))
+        return self.tests[nodeid]
+
+    def by_requirement(self) -> dict[str, RequirementResult]:
+        results = {rid: RequirementResult(req, "untested") for rid, req in self.catalogue.items()}
+        for test in self.tests.values():
+            self._attribute(test, results)
+        return results
+
+    def _attribute(self, test: TestResult, results: dict[str, RequirementResult]) -> None:
+        failing = set(test.broken) if test.broken else set(test.requirements)
+        for rid in dict.fromkeys([*test.requirements, *test.broken]):
+            entry = results.get(rid)
+            if entry is None:
+                continue
+            entry.tests.append(test.nodeid)
+            if test.outcome in {"failed", "error"} and rid in failing:
+                entry.outcome = "warned" if not entry.requirement.is_must else "failed"
+                entry.reasons.append(test.message.splitlines()[0] if test.message else test.outcome)
+            elif test.outcome == "passed" and entry.outcome in {"untested", "skipped"}:
+                entry.outcome = "passed"
+            elif test.outcome == "skipped" and entry.outcome == "untested":
+                entry.outcome = "skipped"
+                entry.reasons.append(test.message)
+        for warning in test.warnings:
+            for rid in requirement_ids_in(warning):
+                if rid in results and results[rid].outcome != "failed":
+                    results[rid].outcome = "warned"
+                    results[rid].tests.append(test.nodeid)
+                    results[rid].reasons.append(warning)
+
+    def unattributed_failures(self) -> list[TestResult]:
+        """Failures that name no catalogued requirement (errors in the suite or its setup)."""
+        return [
+            t for t in self.tests.values()
+            if t.outcome in {"failed", "error"}
+            and not any(r in self.catalogue for r in (t.broken or t.requirements))
+        ]
+
+    def verdict(self) -> Verdict:
+        outcomes = self.by_requirement().values()
+        must_ok = not any(r.outcome == "failed" for r in outcomes)
+        must_ok = must_ok and not self.unattributed_failures()
+        should_ok = not any(r.outcome == "warned" for r in outcomes)
+        return Verdict(must_ok, must_ok and should_ok)
