@@ -3,13 +3,16 @@ only it can see (in the smoke profile), and the same seed sends the same request
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from conformance._resources import scenarios_dir
+from conformance.cli import run_cli
 
 FUZZ_TEST = "test_every_documented_operation_survives_fuzzing"
 MODEL_TEST = "test_link_sequences_match_the_ownership_model"
@@ -113,3 +116,21 @@ def test_different_seeds_send_different_requests(pytester: pytest.Pytester) -> N
         run_engines(pytester, "--seed", seed, plugins=[log])
         logs.append(log.lines)
     assert logs[0] != logs[1]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, "foo: [1,\n", "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths: {}\n"],
+    ids=["missing-file", "not-yaml", "no-operations"],
+)
+def test_unusable_spec_stops_the_run_with_one_line_and_exit_2(
+    tmp_path: Path, content: str | None
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    if content is not None:
+        spec.write_text(content, encoding="utf-8")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    code = run_cli(["run", "--report-dir", str(tmp_path), "--spec", str(spec)], stdout, stderr)
+    assert code == 2
+    lines = stderr.getvalue().strip().splitlines()
+    assert len(lines) == 1 and str(spec) in lines[0], lines
