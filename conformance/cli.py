@@ -62,7 +62,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="start with this deliberate deviation (repeatable); see --list-faults",
     )
     serve.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    _add_replay_parser(commands)
     return parser
+
+
+def _add_replay_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="re-send the request sequences of a run's failures and say which still fail",
+        description="Exit 0: no failure reproduces; 1: some still fail (or cannot be told "
+        "apart); 2: bad input. Keys come from $CREATORAUDIT_*_API_KEY.",
+    )
+    replay.add_argument("results", type=Path, metavar="RESULTS_JSON", help="reports/results.json")
+    replay.add_argument("--test", metavar="ID", help="only this failed test (node id or name)")
+    replay.add_argument(
+        "--base-url", metavar="URL", help="another target (default: the one in the results)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +92,8 @@ def run_cli(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     try:
         if arguments.command == "serve":
             return serve(arguments, stdout)
+        if arguments.command == "replay":
+            return replay_failures(arguments, stdout)
         return run_suite(arguments, rest, stdout)
     except ConfigurationError as exc:
         print(f"{PROG}: error: {exc}", file=stderr)
@@ -175,6 +192,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
         f"--config-file={run_ini_path()}",
         f"--rootdir={scenarios}",
         f"--junitxml={report_dir / 'junit.xml'}",
+        f"--report-dir={report_dir}",
     ]
     if base_url:
         args.append(f"--base-url={base_url}")
@@ -183,7 +201,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
         verdict = "conforms" if code == EXIT_CONFORMS else "does NOT conform"
         print(
             f"{PROG}: target {base_url or '(embedded reference server)'} {verdict}; "
-            f"JUnit report: {report_dir / 'junit.xml'}",
+            f"reports in {report_dir}/ (junit.xml, results.json, report.html, summary.md)",
             file=stdout,
         )
         return code
@@ -227,6 +245,28 @@ def serve(arguments: argparse.Namespace, stdout: TextIO) -> int:
     finally:
         server.stop()
     return EXIT_CONFORMS
+
+
+def replay_failures(arguments: argparse.Namespace, stdout: TextIO) -> int:
+    """Re-send each recorded failure; exit 1 while any of them still fails."""
+    from conformance._config import Credentials
+    from conformance._replay import load_results, replay
+
+    document = load_results(arguments.results)
+    credentials = Credentials.from_env(os.environ)
+    outcomes = []
+    for outcome in replay(
+        document, test=arguments.test, base_url=arguments.base_url, credentials=credentials
+    ):
+        label = {True: "still fails", False: "fixed", None: "cannot tell"}[outcome.reproduces]
+        print(f"{label:12} {outcome.test}\n             {outcome.detail}", file=stdout)
+        outcomes.append(outcome)
+    still = [o for o in outcomes if o.reproduces is not False]
+    print(
+        f"{PROG}: {len(outcomes)} failure(s) replayed, {len(still)} still failing or unclear",
+        file=stdout,
+    )
+    return EXIT_FAILS if still else EXIT_CONFORMS
 
 
 if __name__ == "__main__":

@@ -653,6 +653,11 @@ def _idempotent_ids_equal(api: Api) -> object:
     return ids[0] == ids[1]
 
 
+def _key_echoed(api: Api) -> object:
+    response = api.a.get("/creators")
+    return "x-debug-authorization" in response.headers or "debug" in response.json()
+
+
 PROBES: dict[str, Probe] = {
     "relink-returns-201": _relink_status,
     "conflict-returns-200": _conflict_outcome,
@@ -671,6 +676,7 @@ PROBES: dict[str, Probe] = {
     "no-www-authenticate": _has_challenge,
     "readonly-key-can-write": _readonly_create_status,
     "idempotency-key-ignored": _idempotent_ids_equal,
+    "echo-credentials": _key_echoed,
 }
 
 

@@ -44,6 +44,8 @@ FAULTS: dict[str, str] = {
     "readonly-key-can-write": "a key with only the read scope passes the write-scope check",
     "idempotency-key-ignored": "a repeated POST with the same Idempotency-Key creates a new "
     "resource instead of replaying the first result",
+    "echo-credentials": "every response echoes the presented Authorization value back, in an "
+    "X-Debug-Authorization header and in a `debug` member of JSON bodies",
 }
 
 
