@@ -15,7 +15,7 @@ from conformance._resources import scenarios_dir
 from conformance.cli import run_cli
 
 FUZZ_TEST = "test_every_documented_operation_survives_fuzzing"
-MODEL_TEST = "test_link_sequences_match_the_ownership_model"
+MODEL_TEST = "test_every_answer_matches_the_ownership_model"
 ENGINES = f"{FUZZ_TEST} or {MODEL_TEST}"
 
 #: fault -> (the engine's test that must fail, text its failure report must contain)
