@@ -273,6 +273,11 @@ class ApiClient:
             return f"the server broke the HTTP exchange: {exc}"
         return f"{type(exc).__name__}: {exc}"
 
+    def record(self, exchange: Exchange) -> None:
+        """Log and judge an exchange another transport sent (the fuzzer's), like our own."""
+        self.log.append(exchange)
+        self._notify(exchange)
+
     def get(self, path: str, **kwargs: Any) -> Exchange:
         return self.request("GET", path, **kwargs)
 

@@ -211,12 +211,32 @@ def _has_option(rest: list[str], option: str) -> bool:
     return any(arg == option or arg.startswith(option + "=") for arg in rest)
 
 
+def _option_value(rest: list[str], option: str) -> str | None:
+    """The value of a pass-through pytest option (``--opt VALUE`` or ``--opt=VALUE``)."""
+    for index, arg in enumerate(rest):
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+        if arg == option and index + 1 < len(rest):
+            return rest[index + 1]
+    return None
+
+
+def check_fuzz_spec(rest: list[str]) -> None:
+    """A ``--spec`` that cannot be loaded stops the run here, with one line and exit 2."""
+    location = _option_value(rest, "--spec")
+    if location is not None:
+        from conformance._fuzzing import load_spec
+
+        load_spec(location)
+
+
 def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) -> int:
     import pytest
 
     from conformance._resources import run_ini_path, scenarios_dir, spec_path
 
     validate_spec(spec_path())
+    check_fuzz_spec(rest)
     base_url: str | None = arguments.base_url or None
     if base_url:
         if not (os.environ.get("CREATORAUDIT_API_KEY") or _has_option(rest, "--api-key")):
