@@ -113,7 +113,7 @@ CASE_ID = re.compile(r'"x-schemathesis-testcaseid": "[^"]*"')
 
 
 def normalized(path: Path) -> list[str]:
-    """The request log with what must differ between runs (ids, port, run tag, case labels) blanked."""
+    """The request log with what must differ between runs blanked: ids, port, run tag, labels."""
     text = path.read_text(encoding="utf-8")
     for pattern, blank in (
         (UUID, "<uuid>"),
