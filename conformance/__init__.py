@@ -1,6 +1,9 @@
 """creatoraudit-conformance: does this server conform to the CreatorAudit v2 API?
 
 The public API is what ``__all__`` lists; every other module is private.
+
+PYTEST_DONT_REWRITE: the CLI imports this package before starting pytest, so pytest must not
+try to rewrite its assertions (it would warn that it cannot); scenarios are rewritten as usual.
 """
 
 from conformance._client import ApiClient, MissingCredential

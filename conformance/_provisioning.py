@@ -30,9 +30,11 @@ class ProvisioningUnavailable(Exception):
 @dataclass
 class IdPool:
     """Existing ids from a file: ``{"own": {"creators": [...], "accounts": [...]}, "other": ...}``.
-    Accounts are handed out once each, since a scenario links them."""
+    Accounts are handed out once each, since a scenario links them; creators are handed out in
+    turn and reused, since linking never changes a creator."""
 
     ids: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    _turns: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> IdPool:
@@ -59,7 +61,11 @@ class IdPool:
                 f"the ids file has no unused {kind} of the {org} organization left; "
                 f"add more ids or let the suite create data (drop --ids-file)"
             )
-        return remaining.pop(0)
+        if kind == "account":
+            return remaining.pop(0)
+        turn = self._turns.get((org, kind), 0)
+        self._turns[(org, kind)] = turn + 1
+        return remaining[turn % len(remaining)]
 
 
 def _fill(template: Any, run_id: str, n: int) -> Any:

@@ -49,7 +49,9 @@ def load_catalogue(path: Path | None = None) -> dict[str, Requirement]:
         fields = {k: entry[k] for k in Requirement.__dataclass_fields__ if k in entry}
         requirement = Requirement(**fields)
         if requirement.level not in LEVELS:
-            raise ConfigurationError(f"requirement {requirement.id}: unknown level {requirement.level!r}")
+            raise ConfigurationError(
+                f"requirement {requirement.id}: unknown level {requirement.level!r}"
+            )
         if requirement.id in catalogue:
             raise ConfigurationError(f"requirement {requirement.id} is listed twice")
         catalogue[requirement.id] = requirement

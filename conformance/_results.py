@@ -152,6 +152,7 @@ class RunResults:
 
     def verdict(self) -> Verdict:
         outcomes = self.by_requirement().values()
-        must_ok = not any(r.outcome == "failed" for r in outcomes) and not self.unattributed_failures()
+        must_ok = not any(r.outcome == "failed" for r in outcomes)
+        must_ok = must_ok and not self.unattributed_failures()
         should_ok = not any(r.outcome == "warned" for r in outcomes)
         return Verdict(must_ok, must_ok and should_ok)

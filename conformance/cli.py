@@ -108,7 +108,6 @@ def check_reachable(base_url: str) -> None:
 
     Uses the standard library: importing httpx here would import anyio before pytest starts,
     and pytest would then warn that it cannot rewrite anyio's plugin."""
-    import socket
     import urllib.error
     import urllib.request
 
@@ -120,7 +119,7 @@ def check_reachable(base_url: str) -> None:
         return
     except ValueError as exc:
         raise ConfigurationError(f"base URL {base_url!r} is not valid: {exc}") from None
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise ConfigurationError(f"cannot reach {base_url}: {reason}") from None
 

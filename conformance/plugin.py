@@ -7,6 +7,7 @@ URL the plugin starts the embedded reference server for the session.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -307,7 +308,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(
-    fixturedef: pytest.FixtureDef[Any], request: pytest.SubRequest
+    fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
 ) -> Generator[None, object, object]:
     try:
         return (yield)
@@ -321,10 +322,9 @@ def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """SIGTERM (a cancelled CI job) unwinds like Ctrl-C, so session teardown deletes test data."""
-    try:
+    # ValueError: not the main thread (e.g. an embedding runner); leave signals alone then.
+    with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    except ValueError:  # not the main thread (e.g. an embedding runner): leave signals alone
-        pass
 
 
 # --- results: per test, per requirement ------------------------------------------------------

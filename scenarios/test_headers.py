@@ -30,9 +30,8 @@ def test_sent_request_id_is_echoed(api: ApiClient, data, outcome: str) -> None:
     account = data.account() if outcome == "success" else nowhere_id()
     exchange = api.put(link_path(data.creator(), account), request_id=request_id)
     expect_status(exchange, 201 if outcome == "success" else 404, "HDR-REQUEST-ID-ECHO")
-    assert exchange.headers.get_value("x-request-id") == request_id, (
-        f"[HDR-REQUEST-ID-ECHO] sent {request_id!r}, got {exchange.headers.get_value('x-request-id')!r}"
-    )
+    echoed = exchange.headers.get_value("x-request-id")
+    assert echoed == request_id, f"[HDR-REQUEST-ID-ECHO] sent {request_id!r}, got {echoed!r}"
 
 
 @pytest.mark.requirement("HDR-REQUEST-ID")

@@ -14,7 +14,9 @@ from conformance import (
 )
 
 
-@pytest.mark.requirement("LINK-FIRST-201", "LINK-FIRST-LOCATION", "LINK-RECORD-ENVELOPE", "ENV-DATA")
+@pytest.mark.requirement(
+    "LINK-FIRST-201", "LINK-FIRST-LOCATION", "LINK-RECORD-ENVELOPE", "ENV-DATA"
+)
 def test_first_link_is_created_with_location(api: ApiClient, data) -> None:
     path = link_path(data.creator(), data.account())
     first = api.put(path)

@@ -1,0 +1,149 @@
+"""The command line end to end: a separately started reference server, exit codes, ids files."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance._config import KEY_ENV_VARS
+
+CLI = [sys.executable, "-m", "conformance.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CREATORAUDIT_", "PYTEST_"))}
+    return env
+
+
+class Served:
+    """``creatoraudit-conformance serve`` in its own process, as a user would start it."""
+
+    def __init__(self, *faults: str) -> None:
+        port = free_port()
+        args = [*CLI, "serve", "--port", str(port), *(f"--fault={f}" for f in faults)]
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=clean_env())
+        self.env = clean_env()
+        assert self.process.stdout is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if line.strip().startswith("export "):
+                name, _, value = line.strip().removeprefix("export ").partition("=")
+                self.env[name] = value
+            if set(KEY_ENV_VARS.values()) <= set(self.env):
+                break
+        self.base_url = self.env["PYTEST_BASE_URL"]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    server = Served()
+    yield server
+    server.stop()
+
+
+def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, "run", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_separately_served_reference_conforms(served: Served, tmp_path: Path) -> None:
+    result = run(["-q"], served.env, tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "conforms" in result.stdout
+    assert (tmp_path / "reports" / "junit.xml").is_file()
+    for key in KEY_ENV_VARS.values():
+        assert served.env[key] not in result.stdout + result.stderr
+
+
+def test_faulty_served_reference_exits_1(tmp_path: Path) -> None:
+    server = Served("relink-returns-201")
+    try:
+        result = run(["-q", "-k", "relink"], server.env, tmp_path)
+    finally:
+        server.stop()
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "LINK-RELINK-200" in result.stdout
+
+
+def test_missing_api_key_for_remote_target_exits_2(tmp_path: Path) -> None:
+    result = run(["--base-url", "http://127.0.0.1:9/v2"], clean_env(), tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "CREATORAUDIT_API_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_refused_connection_exits_2_quickly(tmp_path: Path) -> None:
+    env = clean_env() | {"CREATORAUDIT_API_KEY": "k"}
+    started = time.monotonic()
+    result = run(["--base-url", f"http://127.0.0.1:{free_port()}/v2"], env, tmp_path)
+    assert result.returncode == 2
+    assert time.monotonic() - started < 10
+    assert "cannot reach" in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_ids_file_runs_without_creating_and_says_what_it_cannot_run(
+    served: Served, tmp_path: Path
+) -> None:
+    """With existing ids, nothing is created; scenarios left without ids are skipped, saying
+    why. The ids come from the served reference itself, created up front like an operator."""
+    import httpx
+
+    def create(kind: str, key_var: str, body: dict[str, str]) -> str:
+        response = httpx.post(
+            f"{served.base_url}/{kind}",
+            json=body,
+            headers={"Authorization": f"Bearer {served.env[key_var]}"},
+        )
+        return str(response.json()["data"]["id"])
+
+    ids = {
+        "own": {
+            "creators": [
+                create("creators", "CREATORAUDIT_API_KEY", {"name": f"op-{i}"}) for i in range(3)
+            ],
+            "accounts": [
+                create(
+                    "accounts", "CREATORAUDIT_API_KEY", {"platform": "tiktok", "handle": f"op-{i}"}
+                )
+                for i in range(2)
+            ],
+        },
+        "other": {"creators": [], "accounts": []},
+    }
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(json.dumps(ids), encoding="utf-8")
+    result = run(["-q", "-rs", f"--ids-file={ids_file}", "-k", "test_link"], served.env, tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "no unused account of the own organization left" in result.stdout, result.stdout
+    assert "passed" in result.stdout
+
+
+def test_help_is_fast() -> None:
+    started = time.monotonic()
+    result = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "run" in result.stdout
+    assert time.monotonic() - started < 3  # generous: CI machines vary; the bench measures 1 s
