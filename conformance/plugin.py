@@ -81,6 +81,41 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="embedded server only: start it with this fault (repeatable)",
     )
+    _add_fuzzing_options(group)
+
+
+def _add_fuzzing_options(group: pytest.OptionGroup) -> None:
+    """Controls of the fuzzer and the state machine (conformance._fuzzing, conformance._model)."""
+    group.addoption(
+        "--profile",
+        dest="creatoraudit_profile",
+        choices=("smoke", "full"),
+        default="smoke",
+        help="how hard fuzzing and the state machine try: smoke (default, every push) or full",
+    )
+    group.addoption(
+        "--seed",
+        dest="creatoraudit_seed",
+        type=int,
+        default=None,
+        metavar="N",
+        help="seed of fuzzing and the state machine; the same seed sends the same requests",
+    )
+    group.addoption(
+        "--max-examples",
+        dest="creatoraudit_max_examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per fuzzed operation and per state-machine run (default: the profile's)",
+    )
+    group.addoption(
+        "--spec",
+        dest="creatoraudit_spec",
+        default=None,
+        metavar="PATH_OR_URL",
+        help="OpenAPI document to fuzz (default: the published spec/openapi.yaml)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -135,8 +170,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     try:
         config.stash[_SUITE_CONFIG] = suite_config_from(config)
         config.stash[RESULTS] = RunResults(load_catalogue())
+        _check_fuzzing_options(config)
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _check_fuzzing_options(config: pytest.Config) -> None:
+    """A bad --spec or --max-examples stops the run before any test, with one line."""
+    max_examples = config.getoption("creatoraudit_max_examples")
+    if max_examples is not None and max_examples < 1:
+        raise ConfigurationError("--max-examples must be a positive number")
+    spec = config.getoption("creatoraudit_spec")
+    if spec:
+        from conformance._fuzzing import load_spec
+
+        load_spec(spec)
+
+
+def fuzzing_seed(config: pytest.Config) -> int:
+    """The run's seed: --seed, or one drawn once per session and shown in the header."""
+    seed = config.getoption("creatoraudit_seed")
+    if seed is None:
+        seed = config.stash.get(_FUZZ_SEED, None)
+    if seed is None:
+        import random
+
+        seed = random.SystemRandom().randrange(2**32)
+    config.stash[_FUZZ_SEED] = seed
+    return int(seed)
+
+
+_FUZZ_SEED = pytest.StashKey[int]()
 
 
 _SUITE_CONFIG = pytest.StashKey[SuiteConfig]()
@@ -155,9 +219,12 @@ def _uses_suite_fixtures(item: pytest.Item) -> bool:
 RESULTS = pytest.StashKey[RunResults]()
 
 
-def pytest_report_header(config: pytest.Config) -> str | None:
+def pytest_report_header(config: pytest.Config) -> list[str]:
     base_url = config.getoption("base_url")
-    return None if base_url else "creatoraudit: no --base-url, using the embedded reference server"
+    lines = [] if base_url else ["creatoraudit: no --base-url, using the embedded reference server"]
+    profile = config.getoption("creatoraudit_profile")
+    lines.append(f"creatoraudit: profile {profile}, seed {fuzzing_seed(config)} (--seed to repeat)")
+    return lines
 
 
 @dataclass
