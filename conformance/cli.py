@@ -92,8 +92,10 @@ def validate_spec(path: Path) -> None:
     from openapi_spec_validator import validate
     from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+    from conformance import _yaml
+
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = _yaml.safe_load(path.read_text(encoding="utf-8"))
         validate(document)
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"spec {path}: cannot be read ({exc})") from None
