@@ -19,6 +19,7 @@ from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSetti
 ASGIApp = Any
 #: The suite's client tags every request it sends with an ``X-Request-ID`` of this prefix.
 SUITE_REQUEST_ID_PREFIX = b"conformance-"
+BENCH_RATE_LIMIT = 10_000_000
 
 
 class CountingApp:
@@ -110,7 +111,10 @@ def counted_reference(
 ) -> Iterator[CountedServer]:
     """A fresh reference server on a loopback port, counted; ``wrap`` may put another app
     (e.g. the generated scale app) between the counter and the reference app."""
-    server = EmbeddedServer(ReferenceSettings(faults=set(faults or ())))
+    # the rate limit is a behaviour under test elsewhere; here it would throttle the full
+    # profile (over 10 000 requests a minute) and time the limiter instead of the suite
+    settings = ReferenceSettings(faults=set(faults or ()), rate_limit=BENCH_RATE_LIMIT)
+    server = EmbeddedServer(settings)
     inner = wrap(server.app) if wrap is not None else server.app
     counter = CountingApp(inner)
     server.app = counter
