@@ -7,6 +7,7 @@ the rules, so a response is judged the same way whichever test produced it.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -14,6 +15,19 @@ import httpx
 
 from conformance._config import Credentials, Principal, SuiteConfig
 from conformance._exchange import CaseInsensitiveHeaders, Exchange
+from conformance._limits import (
+    BudgetExhausted,
+    Pacer,
+    ReadOnlyRefused,
+    RequestBudget,
+    ResponseTooLarge,
+    RetryRecord,
+    RunLimits,
+    TransportFailure,
+    Watchdog,
+    may_change_state,
+    retry_after_seconds,
+)
 
 Observer = Callable[[Exchange], None]
 
@@ -36,6 +50,9 @@ class ApiClient:
         run_id: str,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        limits: RunLimits | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.credentials = credentials
@@ -43,19 +60,37 @@ class ApiClient:
         self._counter = itertools.count(1)
         self._observers: list[Observer] = []
         self.log: list[Exchange] = []
+        self.limits = limits if limits is not None else RunLimits(request_timeout=timeout)
+        self.budget = RequestBudget(self.limits.max_requests)
+        self.pacer = Pacer(clock)
+        self.retries: list[RetryRecord] = []
+        self._sleep, self._clock = sleep, clock
+        # No keep-alive: every request opens its own connection, so the watchdog always knows
+        # the socket to shut when a request overruns its wall-clock bound.
         self._http = httpx.Client(
-            timeout=timeout,
+            timeout=httpx.Timeout(
+                self.limits.read_timeout,
+                connect=self.limits.connect_timeout,
+                pool=self.limits.connect_timeout,
+            ),
             transport=transport,
             follow_redirects=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
             # a plain-http target never uses TLS: skip loading the CA bundle (~0.1-0.3 s per
             # session and per xdist worker, measured); https targets verify as before
             verify=not self.base_url.startswith("http://"),
         )
 
     @classmethod
-    def for_config(cls, config: SuiteConfig, base_url: str) -> ApiClient:
+    def for_config(
+        cls, config: SuiteConfig, base_url: str, limits: RunLimits | None = None
+    ) -> ApiClient:
         return cls(
-            base_url, config.credentials, run_id=config.run_id, timeout=config.request_timeout
+            base_url,
+            config.credentials,
+            run_id=config.run_id,
+            timeout=config.request_timeout,
+            limits=limits,
         )
 
     def close(self) -> None:
@@ -100,8 +135,20 @@ class ApiClient:
         content: bytes | None = None,
         request_id: str | bool | None = True,
         authorization: str | None = None,
+        cleanup: bool = False,
+        pace: bool = True,
+        retry_on_429: bool = True,
     ) -> Exchange:
-        """Send one request; ``request_id=False`` sends none, a string sends that value."""
+        """Send one request; ``request_id=False`` sends none, a string sends that value.
+
+        ``cleanup=True`` marks the DELETE of a resource this run created: it spends the
+        request reserved for it and ignores the time budget. Scenarios about rate limits pass
+        ``pace=False, retry_on_429=False`` to see the target's limits unsoftened."""
+        if self.limits.read_only and may_change_state(method, principal):
+            raise ReadOnlyRefused(
+                f"--read-only: {method} with the {principal.name} key could change state, "
+                "so this check was not run"
+            )
         sent: dict[str, str] = {}
         auth = authorization if authorization is not None else self.authorization_for(principal)
         if auth is not None:
@@ -114,23 +161,125 @@ class ApiClient:
         request = self._http.build_request(
             method, self.url(path), headers=sent, json=json, content=content
         )
-        response = self._http.send(request)
+        if pace:
+            self._pace(auth)
+        exchange = self._send(request, principal, cleanup)
+        if exchange.status == 429 and retry_on_429:
+            exchange = self._retry_after_429(request, exchange, cleanup)
+        self._notify(exchange)
+        return exchange
+
+    def _notify(self, exchange: Exchange) -> None:
+        for observer in self._observers:
+            observer(exchange)
+
+    def _pace(self, key: str | None) -> None:
+        """Wait for the window to reset when the target said it has no request left."""
+        wait = self.pacer.wait_before(key)
+        if wait > 0:
+            self._sleep(self.limits.bounded_wait(wait, self.limits.pacing_cap))
+
+    def _retry_after_429(
+        self, request: httpx.Request, first: Exchange, cleanup: bool
+    ) -> Exchange:
+        """An unexpected 429: judge it, wait ``Retry-After`` (bounded) and try once more."""
+        self._notify(first)
+        asked = retry_after_seconds(first.headers.get_value("retry-after"), self._clock)
+        if asked > self.limits.retry_after_cap:
+            self.retries.append(RetryRecord(first.describe(), 0.0, retried=False))
+            return first
+        wait = self.limits.bounded_wait(asked, self.limits.retry_after_cap)
+        self.retries.append(RetryRecord(first.describe(), wait, retried=True))
+        self._sleep(wait)
+        second = self._send(request, first.principal, cleanup)
+        second.retried_after = wait
+        return second
+
+    def _send(self, request: httpx.Request, principal: Principal, cleanup: bool) -> Exchange:
+        """One HTTP round trip within the budgets; no usable answer is a TransportFailure."""
+        bound = self.limits.request_timeout
+        left = self.limits.time_left()
+        if left is not None and not cleanup:
+            if left <= 0:
+                raise BudgetExhausted(self.limits.time_budget_reason())
+            bound = min(bound, left)
+        self.budget.take(reserved=cleanup)
+        watchdog = Watchdog(bound)
+        request.extensions["trace"] = watchdog.trace
+        started = time.monotonic()
+        try:
+            with watchdog:
+                response = self._http.send(request, stream=True)
+                try:
+                    body, truncated = self._read_capped(response)
+                finally:
+                    response.close()
+        except httpx.HTTPError as exc:
+            reason = self._failure_reason(exc, watchdog)
+            raise TransportFailure(request.method, str(request.url), reason) from None
+        if watchdog.fired:
+            reason = f"no complete response within {bound:g} s (the request's time bound)"
+            raise TransportFailure(request.method, str(request.url), reason)
         exchange = Exchange(
-            method=method,
+            method=request.method,
             url=str(request.url),
             request_headers=CaseInsensitiveHeaders.of(request.headers.multi_items()),
             request_body=request.content or None,
             status=response.status_code,
             headers=CaseInsensitiveHeaders.of(response.headers.multi_items()),
-            body=response.content,
+            body=body,
             principal=principal,
-            elapsed=response.elapsed.total_seconds(),
+            elapsed=time.monotonic() - started,
             secrets=self.credentials.secrets(),
+            truncated=truncated,
         )
         self.log.append(exchange)
-        for observer in self._observers:
-            observer(exchange)
+        self.pacer.update(request.headers.get("authorization"), exchange.headers)
+        if truncated:
+            raise ResponseTooLarge(
+                request.method,
+                str(request.url),
+                f"response body exceeds the {self.limits.max_body_bytes}-byte cap "
+                f"(--max-body-bytes); reading stopped there\n{exchange.evidence()}",
+            )
         return exchange
+
+    def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
+        """The body up to the cap, and whether there was more."""
+        cap, size = self.limits.max_body_bytes, 0
+        chunks: list[bytes] = []
+        for chunk in response.iter_bytes():
+            room = cap - size
+            if len(chunk) > room:
+                chunks.append(chunk[:room])
+                return b"".join(chunks), True
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks), False
+
+    def _failure_reason(self, exc: httpx.HTTPError, watchdog: Watchdog) -> str:
+        if watchdog.fired:
+            return f"no complete response within {watchdog.seconds:g} s (the request's time bound)"
+        if isinstance(exc, httpx.ConnectTimeout):
+            return f"connect timeout: no connection within {self.limits.connect_timeout:g} s"
+        if isinstance(exc, httpx.ReadTimeout):
+            return f"read timeout: nothing received for {self.limits.read_timeout:g} s"
+        if isinstance(exc, httpx.TimeoutException):
+            return f"timeout ({type(exc).__name__})"
+        if isinstance(exc, httpx.ConnectError):
+            return f"cannot connect: {exc}"
+        if isinstance(exc, httpx.ReadError | httpx.WriteError):
+            return f"connection reset or broken: {exc or type(exc).__name__}"
+        if isinstance(exc, httpx.RemoteProtocolError):
+            if "without sending a response" in str(exc):
+                return "connection closed or reset before any answer"
+            return f"the server broke the HTTP exchange: {exc}"
+        return f"{type(exc).__name__}: {exc}"
+
+    def record(self, exchange: Exchange) -> None:
+        """Log and judge an exchange another transport sent (the fuzzer's), like our own."""
+        self.log.append(exchange)
+        self._notify(exchange)
 
     def get(self, path: str, **kwargs: Any) -> Exchange:
         return self.request("GET", path, **kwargs)

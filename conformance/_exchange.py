@@ -48,6 +48,10 @@ class Exchange:
     principal: Principal
     elapsed: float = 0.0
     secrets: list[str] = field(default_factory=list, repr=False)
+    #: the body was cut at the client's size cap (``--max-body-bytes``)
+    truncated: bool = False
+    #: seconds waited after an unexpected 429 before this (second) attempt; None: first try
+    retried_after: float | None = None
 
     @property
     def path(self) -> str:
@@ -90,6 +94,8 @@ class Exchange:
         text = self.body[:BODY_PREVIEW_LIMIT].decode("utf-8", "replace")
         if len(self.body) > BODY_PREVIEW_LIMIT:
             text += f"... ({len(self.body)} bytes)"
+        if self.truncated:
+            text += f" [body truncated: reading stopped after {len(self.body)} bytes]"
         if text:
             lines.append(f"  < {text}")
         return self.mask("\n".join(lines))

@@ -12,6 +12,9 @@ from conformance._exchange import Exchange
 class ExpectationFailed(AssertionError):
     """A scenario's expectation about one exchange did not hold."""
 
+    #: the statuses the scenario accepted, when the expectation was about the status
+    expected_status: list[int] | None = None
+
     def __init__(self, requirement: str, message: str, exchange: Exchange) -> None:
         self.requirement = requirement
         self.exchange = exchange
@@ -25,9 +28,11 @@ def expect_status(exchange: Exchange, expected: int | Collection[int], requireme
     allowed = {expected} if isinstance(expected, int) else set(expected)
     if exchange.status not in allowed:
         wanted = " or ".join(str(s) for s in sorted(allowed))
-        raise ExpectationFailed(
+        failure = ExpectationFailed(
             requirement, f"expected HTTP {wanted}, got {exchange.status}", exchange
         )
+        failure.expected_status = sorted(allowed)
+        raise failure
 
 
 def expect_problem(exchange: Exchange, status: int, code: str, requirement: str) -> None:

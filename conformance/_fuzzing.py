@@ -23,13 +23,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import schemathesis
-from schemathesis import Case, Response
+from requests.structures import CaseInsensitiveDict
+from schemathesis import Case as SchemathesisCase
+from schemathesis import Response
+from schemathesis.core.result import Ok
 
 from conformance._config import ConfigurationError, Credentials, Principal
 from conformance._exchange import CaseInsensitiveHeaders, Exchange
-from conformance._rules import judge
+from conformance._rules import RuleViolation
 
 PROFILES = ("smoke", "full")
+Case = SchemathesisCase[Any]
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ def load_spec(location: str | Path) -> Any:
             if not path.is_file():
                 raise ConfigurationError(f"spec {text}: no such file")
             schema = schemathesis.openapi.from_path(path)
-        operations = [result.ok() for result in schema.get_all_operations() if _is_ok(result)]
+        operations = [r.ok() for r in schema.get_all_operations() if isinstance(r, Ok)]
     except ConfigurationError:
         raise
     except Exception as exc:  # schemathesis raises several loader errors; all mean "unusable"
@@ -97,10 +101,6 @@ def load_spec(location: str | Path) -> Any:
     if not operations:
         raise ConfigurationError(f"spec {text} documents no operation that can be fuzzed")
     return schema
-
-
-def _is_ok(result: Any) -> bool:
-    return type(result).__name__ == "Ok"
 
 
 # --- ids ------------------------------------------------------------------------------------
@@ -177,6 +177,7 @@ class FuzzRun:
     max_examples: int
     request_timeout: float
     next_request_id: Callable[[], str]
+    record: Callable[[Exchange], None]
     ids: IdMix = field(default_factory=IdMix)
     log: list[Exchange] = field(default_factory=list)
 
@@ -192,10 +193,12 @@ class FuzzRun:
     def exchange_of(self, response: Response) -> Exchange:
         """Schemathesis' response (and the request it carries) as the rules see it."""
         request = response.request
-        request_headers = CaseInsensitiveHeaders.of(dict(request.headers))
-        body = request.body
-        if isinstance(body, str):
-            body = body.encode()
+        request_headers = CaseInsensitiveHeaders.of(
+            (name, value if isinstance(value, str) else value.decode("latin-1"))
+            for name, value in request.headers.items()
+        )
+        raw = request.body
+        body = raw.encode() if isinstance(raw, str) else raw if isinstance(raw, bytes) else None
         headers = CaseInsensitiveHeaders.of(
             (name, value) for name, values in response.headers.items() for value in values
         )
@@ -239,15 +242,17 @@ class FuzzRun:
 
 
 def project_rules_check(run: FuzzRun) -> Callable[[Any, Response, Case], bool | None]:
-    """The project's rules as one schemathesis check; its failures name requirement ids."""
+    """The project's rules as one schemathesis check. The exchange goes to the suite's client
+    (``run.record``), whose observer applies :func:`conformance._rules.judge` and records it in
+    the requirement-level results, exactly as for the scenarios' own requests."""
 
     def creatoraudit_rules(ctx: Any, response: Response, case: Case) -> bool | None:
         exchange = run.exchange_of(response)
         run.log.append(exchange)
-        violations = judge(exchange)
-        if violations:
-            found = "; ".join(f"[{v.requirement}] {exchange.mask(v.message)}" for v in violations)
-            raise AssertionError(f"{found}\n{exchange.evidence()}\n{run.reproduction(exchange)}")
+        try:
+            run.record(exchange)
+        except RuleViolation as violation:
+            raise AssertionError(f"{violation}\nseed: --seed {run.seed}") from None
         return None
 
     return creatoraudit_rules
@@ -282,9 +287,8 @@ def _install_auth(schema: Any, run: FuzzRun) -> None:
             return key
 
         def set(self, case: Case, data: str, ctx: Any) -> None:
-            case.headers = case.headers or {}
+            if case.headers is None:
+                case.headers = CaseInsensitiveDict()
             case.headers["Authorization"] = f"Bearer {data}"
 
     schema.auth()(OrganizationKey)
-
-

@@ -12,6 +12,7 @@ these exchanges too. A failure is reported as the shrunk list of HTTP calls that
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,10 +23,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from conformance._client import ApiClient
 from conformance._config import Principal
 from conformance._exchange import Exchange
-from conformance._paths import link_path, nowhere_id
+from conformance._paths import link_path
 from conformance._rules import RuleViolation
 
 OWN, OTHER = "own", "other"
+MISSING_NAMESPACE = uuid.UUID("6f1d3c52-0b1e-4c38-9a57-3f6de2a1c0aa")
 #: The organization each key acts for; keys that do not authenticate act for none.
 KEY_ORG: dict[Principal, str | None] = {
     Principal.FULL: OWN,
@@ -121,6 +123,7 @@ class LinkMachine(RuleBasedStateMachine):
     api: ApiClient
     provision: Callable[[str, str | None], str]
     principals: tuple[Principal, ...] = (Principal.FULL,)
+    missing_ids_made = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -137,8 +140,13 @@ class LinkMachine(RuleBasedStateMachine):
         if role not in self.ids:
             kind = "creator" if role in CREATOR_ROLES else "account"
             org = CREATOR_ROLES.get(role) if kind == "creator" else ACCOUNT_ROLES.get(role)
-            self.ids[role] = nowhere_id() if org is None else self.provision(kind, org)
+            self.ids[role] = self._missing_id(role) if org is None else self.provision(kind, org)
         return self.ids[role]
+
+    def _missing_id(self, role: str) -> str:
+        """A UUID that exists nowhere, the same for the same run of the same seed."""
+        type(self).missing_ids_made += 1
+        return str(uuid.uuid5(MISSING_NAMESPACE, f"{role}-{type(self).missing_ids_made}"))
 
     def _link(self, creator: str, account: str, principal: Principal) -> Exchange:
         path = link_path(self.id_of(creator), self.id_of(account))

@@ -9,7 +9,10 @@ endpoints can be given a file of existing ids instead; then nothing is created o
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -17,14 +20,39 @@ from typing import Any
 
 from conformance._client import ApiClient
 from conformance._config import ConfigurationError, Principal, SuiteConfig
+from conformance._exchange import Exchange
+from conformance._limits import BudgetExhausted, TransportFailure
 from conformance._rules import RuleViolation
 
 ORGS = {"own": Principal.FULL, "other": Principal.OTHER_ORG}
 KINDS = {"creator": "/creators", "account": "/accounts"}
+#: Answers that mean "this target has no such create endpoint": skip. Anything else a create
+#: answers (a redirect, a 5xx, a 2xx without an id) is the target's fault: the check fails.
+ENDPOINT_ABSENT = frozenset({404, 405, 501})
+
+
+class ProvisioningFailed(AssertionError):
+    """The create endpoint exists but did not create; the check that needed the data fails."""
 
 
 class ProvisioningUnavailable(Exception):
     """Test data of this kind cannot be had; the message says why and what would enable it."""
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM while a resource is created and recorded, so an interrupt cannot
+    land between the server creating it and the run remembering to delete it. The wait is
+    bounded by the request's own time bound; the signal is delivered right after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @dataclass
@@ -106,15 +134,38 @@ class Provisioner:
             )
         template = self.config.creator_body if kind == "creator" else self.config.account_body
         body = _fill(template, self.config.run_id, next(self._numbers))
-        exchange = self.client.post(KINDS[kind], principal=principal, json=body)
-        data = exchange.json()
-        resource_id = data.get("data", {}).get("id") if isinstance(data, dict) else None
-        if exchange.status != 201 or not isinstance(resource_id, str):
+        if not self.client.budget.can_reserve(1):  # the create, then the DELETE it reserves
+            raise BudgetExhausted(
+                f"the request budget of {self.client.budget.limit} (--max-requests) leaves "
+                f"no room to create a {kind} and delete it again"
+            )
+        with interrupts_deferred():
+            try:
+                exchange = self.client.post(KINDS[kind], principal=principal, json=body)
+            except RuleViolation as exc:  # judged wrong, but it may still have created it
+                self._remember(principal, kind, exc.exchange)
+                raise
+            resource_id = self._remember(principal, kind, exchange)
+        if resource_id is not None:
+            return resource_id
+        if exchange.status in ENDPOINT_ABSENT:
             raise ProvisioningUnavailable(
                 f"POST {KINDS[kind]} did not create a {kind} (got {exchange.status}); the "
                 "target may lack the create endpoints: pass --ids-file with existing ids"
             )
+        raise ProvisioningFailed(
+            f"POST {KINDS[kind]} did not create a {kind}: got {exchange.status}"
+            f"{' without a data.id' if exchange.status == 201 else ''}\n{exchange.evidence()}"
+        )
+
+    def _remember(self, principal: Principal, kind: str, exchange: Exchange) -> str | None:
+        """Record a created resource for deletion; its id, or None when nothing was created."""
+        data = exchange.json()
+        resource_id = data.get("data", {}).get("id") if isinstance(data, dict) else None
+        if exchange.status != 201 or not isinstance(resource_id, str):
+            return None
         self.created.append((principal, f"{KINDS[kind]}/{resource_id}"))
+        self.client.budget.reserve()
         return resource_id
 
     def cleanup(self) -> list[str]:
@@ -123,9 +174,14 @@ class Provisioner:
         while self.created:
             principal, path = self.created.pop()
             try:
-                status = self.client.delete(path, principal=principal).status
+                status = self.client.delete(path, principal=principal, cleanup=True).status
             except RuleViolation as exc:  # the rules judge the exchange; deletion is what counts
                 status = exc.exchange.status
+            except TransportFailure as exc:  # the target stopped answering: do not insist
+                leftovers.append(f"{path} ({exc.reason})")
+                leftovers.extend(f"{p} (not attempted)" for _, p in reversed(self.created))
+                self.created.clear()
+                break
             except Exception as exc:  # keep deleting the rest; report what stayed
                 leftovers.append(f"{path} ({type(exc).__name__})")
                 continue

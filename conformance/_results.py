@@ -21,7 +21,11 @@ MAX_EXCHANGES_PER_TEST = 50
 
 @dataclass
 class ExchangeRecord:
-    """An exchange with every secret masked, safe to write into any report."""
+    """An exchange with every secret masked, safe to write into any report.
+
+    It keeps what ``replay`` needs to send the request again: the request body, and which
+    principal sent it (``authorization`` holds the header only for principals that carry no
+    configured key, such as a deliberately invalid one; keys are read from the environment)."""
 
     method: str
     url: str
@@ -31,6 +35,8 @@ class ExchangeRecord:
     response_headers: dict[str, str]
     body: str
     curl: str
+    request_body: str | None = None
+    authorization: str | None = None
 
     @classmethod
     def of(cls, exchange: Exchange, body_limit: int = 2000) -> ExchangeRecord:
@@ -38,16 +44,38 @@ class ExchangeRecord:
             k: ("***" if k == "authorization" else exchange.mask(v))
             for k, v in exchange.request_headers.items()
         }
-        text = exchange.body[:body_limit].decode("utf-8", "replace")
-        if len(exchange.body) > body_limit:
-            text += f"... ({len(exchange.body)} bytes)"
+        sent = exchange.request_headers.get_value("authorization")
+        keyless = exchange.principal.env_var is None
         return cls(
             method=exchange.method, url=exchange.mask(exchange.url),
             principal=exchange.principal.name, status=exchange.status,
             request_headers=request_headers,
             response_headers={k: exchange.mask(v) for k, v in exchange.headers.items()},
-            body=exchange.mask(text), curl=exchange.curl(),
+            body=_masked_text(exchange, exchange.body, body_limit) or "", curl=exchange.curl(),
+            request_body=_masked_text(exchange, exchange.request_body, body_limit),
+            authorization=exchange.mask(sent) if sent is not None and keyless else None,
         )
+
+
+def _masked_text(exchange: Exchange, content: bytes | None, limit: int) -> str | None:
+    """Decode, mask, then truncate: masking first means no key survives half-cut."""
+    if content is None:
+        return None
+    text = exchange.mask(content.decode("utf-8", "replace"))
+    if len(text) > limit:
+        text = text[:limit] + f"... ({len(content)} bytes)"
+    return text
+
+
+@dataclass
+class FailureRecord:
+    """Where a failing test went wrong, so ``replay`` can judge the same step again.
+
+    ``step`` indexes the test's exchanges (None when the failure was about no single
+    exchange); ``expected_status`` is what the scenario accepted there, when it was a status."""
+
+    step: int | None = None
+    expected_status: list[int] | None = None
 
 
 @dataclass
@@ -63,6 +91,7 @@ class TestResult:
     message: str = ""
     duration: float = 0.0
     exchanges: list[ExchangeRecord] = field(default_factory=list)
+    failure: FailureRecord | None = None
 
 
 @dataclass

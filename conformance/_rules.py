@@ -7,6 +7,7 @@ a failure anywhere (scenario, fuzzer, state machine) is reported against the sam
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -297,3 +298,26 @@ def success_body_enveloped(exchange: Exchange) -> Iterator[Violation]:
         for member in ("pagination", "filters"):
             if not isinstance(body.get(member), dict):
                 yield Violation("ENV-COLLECTION", f"collection response lacks object {member!r}")
+
+
+# --- media types ---------------------------------------------------------------------------
+
+
+def declares_json(exchange: Exchange) -> bool:
+    media = exchange.media_type
+    return media == "application/json" or media.endswith("+json")
+
+
+@rule
+def declared_json_body_parses(exchange: Exchange) -> Iterator[Violation]:
+    """A body sent as JSON must be JSON: a client would otherwise fail to read any answer.
+    A body the suite truncated at its size cap is not judged here (the cap reports it)."""
+    if not exchange.body or exchange.truncated or not declares_json(exchange):
+        return
+    try:
+        json.loads(exchange.body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        yield Violation(
+            "HTTP-JSON-BODY",
+            f"body declared as {exchange.media_type} is not valid JSON ({exc})",
+        )

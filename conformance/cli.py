@@ -19,6 +19,8 @@ from conformance._config import ConfigurationError
 PROG = "creatoraudit-conformance"
 EXIT_CONFORMS, EXIT_FAILS, EXIT_CANNOT_RUN = 0, 1, 2
 REACHABILITY_TIMEOUT = 5.0
+#: The probe's hard bound: name resolution is not covered by the socket timeout.
+REACHABILITY_DEADLINE = 8.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="where reports are written (default: ./reports)",
     )
 
+    _add_cleanup_parser(commands)
+
     serve = commands.add_parser("serve", help="run the reference server until interrupted")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -62,7 +66,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="start with this deliberate deviation (repeatable); see --list-faults",
     )
     serve.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    _add_replay_parser(commands)
     return parser
+
+
+def _add_replay_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="re-send the request sequences of a run's failures and say which still fail",
+        description="Exit 0: no failure reproduces; 1: some still fail (or cannot be told "
+        "apart); 2: bad input. Keys come from $CREATORAUDIT_*_API_KEY.",
+    )
+    replay.add_argument("results", type=Path, metavar="RESULTS_JSON", help="reports/results.json")
+    replay.add_argument("--test", metavar="ID", help="only this failed test (node id or name)")
+    replay.add_argument(
+        "--base-url", metavar="URL", help="another target (default: the one in the results)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +96,10 @@ def run_cli(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     try:
         if arguments.command == "serve":
             return serve(arguments, stdout)
+        if arguments.command == "cleanup":
+            return cleanup(arguments, stdout)
+        if arguments.command == "replay":
+            return replay_failures(arguments, stdout)
         return run_suite(arguments, rest, stdout)
     except ConfigurationError as exc:
         print(f"{PROG}: error: {exc}", file=stderr)
@@ -115,29 +138,90 @@ def validate_spec(path: Path) -> None:
     _speccache.remember_valid(raw)
 
 
-def check_reachable(base_url: str) -> None:
+def check_reachable(
+    base_url: str,
+    timeout: float = REACHABILITY_TIMEOUT,
+    deadline: float = REACHABILITY_DEADLINE,
+) -> None:
     """Fail fast, with one line, when nothing answers at the base URL. Any HTTP answer counts.
 
     Uses the standard library: importing httpx here would import anyio before pytest starts,
-    and pytest would then warn that it cannot rewrite anyio's plugin."""
+    and pytest would then warn that it cannot rewrite anyio's plugin. The probe runs in a
+    thread so that a hanging DNS lookup cannot hold the run past ``deadline``."""
+    import threading
     import urllib.error
     import urllib.request
 
     url = base_url.rstrip("/") + "/health"
-    try:
-        with urllib.request.urlopen(url, timeout=REACHABILITY_TIMEOUT):
-            pass
-    except urllib.error.HTTPError:
+    outcome: list[BaseException | None] = []
+
+    def probe() -> None:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout):
+                outcome.append(None)
+        except BaseException as exc:  # reported below, in the caller's thread
+            outcome.append(exc)
+
+    worker = threading.Thread(target=probe, name="reachability-probe", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if not outcome:
+        raise ConfigurationError(
+            f"cannot reach {base_url}: no answer within {deadline:g} s "
+            "(name resolution or connection hangs)"
+        )
+    failure = outcome[0]
+    if failure is None or isinstance(failure, urllib.error.HTTPError):
         return
-    except ValueError as exc:
-        raise ConfigurationError(f"base URL {base_url!r} is not valid: {exc}") from None
-    except (TimeoutError, urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", None) or exc
-        raise ConfigurationError(f"cannot reach {base_url}: {reason}") from None
+    if isinstance(failure, ValueError):
+        raise ConfigurationError(f"base URL {base_url!r} is not valid: {failure}") from None
+    raise ConfigurationError(f"cannot reach {base_url}: {unreachable_reason(failure, timeout)}")
+
+
+def unreachable_reason(failure: BaseException, timeout: float) -> str:
+    """What went wrong, in words: DNS, refused, TLS, timeout, or not HTTP."""
+    import http.client
+    import socket
+    import ssl
+    import urllib.error
+
+    reason = failure.reason if isinstance(failure, urllib.error.URLError) else failure
+    if isinstance(reason, socket.gaierror):
+        return f"DNS lookup failed ({reason.strerror or reason})"
+    if isinstance(reason, ssl.SSLError):
+        return f"TLS handshake failed ({getattr(reason, 'reason', None) or reason})"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(reason, http.client.HTTPException):
+        return f"the answer is not HTTP ({type(reason).__name__})"
+    if isinstance(reason, OSError):
+        return reason.strerror or str(reason) or type(reason).__name__
+    return f"{type(reason).__name__}: {reason}"
 
 
 def _has_option(rest: list[str], option: str) -> bool:
     return any(arg == option or arg.startswith(option + "=") for arg in rest)
+
+
+def _option_value(rest: list[str], option: str) -> str | None:
+    """The value of a pass-through pytest option (``--opt VALUE`` or ``--opt=VALUE``)."""
+    for index, arg in enumerate(rest):
+        if arg.startswith(option + "="):
+            return arg.split("=", 1)[1]
+        if arg == option and index + 1 < len(rest):
+            return rest[index + 1]
+    return None
+
+
+def check_fuzz_spec(rest: list[str]) -> None:
+    """A ``--spec`` that cannot be loaded stops the run here, with one line and exit 2."""
+    location = _option_value(rest, "--spec")
+    if location is not None:
+        from conformance._fuzzing import load_spec
+
+        load_spec(location)
 
 
 def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) -> int:
@@ -146,6 +230,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     from conformance._resources import run_ini_path, scenarios_dir, spec_path
 
     validate_spec(spec_path())
+    check_fuzz_spec(rest)
     base_url: str | None = arguments.base_url or None
     if base_url:
         if not (os.environ.get("CREATORAUDIT_API_KEY") or _has_option(rest, "--api-key")):
@@ -167,6 +252,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
         f"--config-file={run_ini_path()}",
         f"--rootdir={scenarios}",
         f"--junitxml={report_dir / 'junit.xml'}",
+        f"--report-dir={report_dir}",
     ]
     if base_url:
         args.append(f"--base-url={base_url}")
@@ -175,7 +261,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
         verdict = "conforms" if code == EXIT_CONFORMS else "does NOT conform"
         print(
             f"{PROG}: target {base_url or '(embedded reference server)'} {verdict}; "
-            f"JUnit report: {report_dir / 'junit.xml'}",
+            f"reports in {report_dir}/ (junit.xml, results.json, report.html, summary.md)",
             file=stdout,
         )
         return code
@@ -219,6 +305,90 @@ def serve(arguments: argparse.Namespace, stdout: TextIO) -> int:
     finally:
         server.stop()
     return EXIT_CONFORMS
+
+
+def _add_cleanup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sweep = commands.add_parser(
+        "cleanup",
+        help="delete what earlier runs left behind (resources named conformance-<run id>-...)",
+        description="Find the suite's resources through GET /creators and GET /accounts, by "
+        "their conformance-<run id>- tag, and delete them. Untagged resources are never touched. "
+        "Uses $CREATORAUDIT_API_KEY and, when set, $CREATORAUDIT_OTHER_ORG_API_KEY.",
+    )
+    sweep.add_argument(
+        "--base-url",
+        metavar="URL",
+        default=os.environ.get("PYTEST_BASE_URL"),
+        help="API root of the target (default: $PYTEST_BASE_URL)",
+    )
+    sweep.add_argument("--run-id", metavar="ID", help="only the resources of this run")
+    sweep.add_argument("--dry-run", action="store_true", help="list, do not delete")
+    sweep.add_argument("--api-key", metavar="KEY", help="default: $CREATORAUDIT_API_KEY")
+    sweep.add_argument(
+        "--other-org-api-key", metavar="KEY", help="default: $CREATORAUDIT_OTHER_ORG_API_KEY"
+    )
+    sweep.add_argument(
+        "--request-timeout", type=float, default=10.0, metavar="SECONDS", help="default: 10"
+    )
+
+
+def cleanup(arguments: argparse.Namespace, stdout: TextIO) -> int:
+    """Exit 0 when every tagged resource is gone, 1 when some could not be deleted."""
+    from conformance._client import ApiClient
+    from conformance._config import Credentials
+    from conformance._limits import RunLimits
+    from conformance._sweep import sweep
+
+    base_url = arguments.base_url
+    if not base_url:
+        raise ConfigurationError("cleanup needs --base-url (or PYTEST_BASE_URL)")
+    env = Credentials.from_env(os.environ)
+    credentials = Credentials(
+        api_key=arguments.api_key or env.api_key,
+        other_org_api_key=arguments.other_org_api_key or env.other_org_api_key,
+    )
+    if not credentials.api_key:
+        raise ConfigurationError("CREATORAUDIT_API_KEY is not set (or pass --api-key)")
+    if arguments.run_id is not None and not arguments.run_id.strip():
+        raise ConfigurationError("--run-id must not be empty")
+    check_reachable(base_url)
+    limits = RunLimits(
+        connect_timeout=min(5.0, arguments.request_timeout),
+        read_timeout=arguments.request_timeout,
+        request_timeout=arguments.request_timeout,
+    )
+    client = ApiClient(base_url, credentials, run_id="cleanup", limits=limits)
+    try:
+        found, failures = sweep(client, arguments.run_id, dry_run=arguments.dry_run)
+    finally:
+        client.close()
+    verb = "found" if arguments.dry_run else "deleted"
+    for resource in found:
+        print(f"{verb} {resource.kind} {resource.name} ({resource.path})", file=stdout)
+    for failure in failures:
+        print(f"could not delete {failure}", file=stdout)
+    print(f"{PROG}: {len(found) - len(failures)} tagged resource(s) {verb}", file=stdout)
+    return EXIT_FAILS if failures else EXIT_CONFORMS
+def replay_failures(arguments: argparse.Namespace, stdout: TextIO) -> int:
+    """Re-send each recorded failure; exit 1 while any of them still fails."""
+    from conformance._config import Credentials
+    from conformance._replay import load_results, replay
+
+    document = load_results(arguments.results)
+    credentials = Credentials.from_env(os.environ)
+    outcomes = []
+    for outcome in replay(
+        document, test=arguments.test, base_url=arguments.base_url, credentials=credentials
+    ):
+        label = {True: "still fails", False: "fixed", None: "cannot tell"}[outcome.reproduces]
+        print(f"{label:12} {outcome.test}\n             {outcome.detail}", file=stdout)
+        outcomes.append(outcome)
+    still = [o for o in outcomes if o.reproduces is not False]
+    print(
+        f"{PROG}: {len(outcomes)} failure(s) replayed, {len(still)} still failing or unclear",
+        file=stdout,
+    )
+    return EXIT_FAILS if still else EXIT_CONFORMS
 
 
 if __name__ == "__main__":

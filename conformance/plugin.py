@@ -19,6 +19,7 @@ from types import FrameType
 from typing import Any
 
 import pytest
+from _pytest._code.code import TerminalRepr  # pytest exports no public base for failure texts
 
 from conformance._client import ApiClient, MissingCredential
 from conformance._config import (
@@ -29,12 +30,21 @@ from conformance._config import (
     parse_body_template,
 )
 from conformance._exchange import Exchange
+from conformance._limits import BudgetExhausted, ReadOnlyRefused
 from conformance._provisioning import IdPool, Provisioner, ProvisioningUnavailable
 from conformance._requirements import load_catalogue
-from conformance._results import ExchangeRecord, RunResults, TestResult, requirement_ids_in
+from conformance._results import (
+    ExchangeRecord,
+    FailureRecord,
+    RunResults,
+    TestResult,
+    requirement_ids_in,
+)
 from conformance._rules import RuleViolation, Violation, judge
 
 SUITE_FIXTURES = frozenset({"api", "data", "conformance_target"})
+#: Exceptions that mean "this check cannot run here", not "the target is wrong": a skip.
+SKIP_WITH_REASON = (MissingCredential, ProvisioningUnavailable, BudgetExhausted, ReadOnlyRefused)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -81,6 +91,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="NAME",
         help="embedded server only: start it with this fault (repeatable)",
     )
+    group.addoption(
+        "--report-dir",
+        dest="creatoraudit_report_dir",
+        default=None,
+        metavar="DIR",
+        help="write results.json, report.html and summary.md here (default: no reports)",
+    )
+    _add_safety_options(group)
     _add_fuzzing_options(group)
 
 
@@ -122,6 +140,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "requirement(*ids): the requirement ids of spec/requirements this test verifies"
     )
+    _register_safety_plugins(config)
     from conformance import _xdist
 
     _xdist.register(config)
@@ -218,6 +237,8 @@ def _uses_suite_fixtures(item: pytest.Item) -> bool:
         for name in SUITE_FIXTURES
         for d in definitions.get(name, ())[-1:]  # the last definition is the one used
     )
+
+
 #: The run's results; reporters read them at session end (``config.stash[RESULTS]``).
 RESULTS = pytest.StashKey[RunResults]()
 
@@ -289,8 +310,11 @@ class ExchangeJudge:
     def __init__(self, results: RunResults | None) -> None:
         self.results = results
         self.current: TestResult | None = None
+        self.seen: list[Exchange] = []  # the current test's exchanges, to locate a failing one
 
     def __call__(self, exchange: Exchange) -> None:
+        if self.current is not None:
+            self.seen.append(exchange)
         if self.current is not None and len(self.current.exchanges) < MAX_RECORDED_EXCHANGES:
             self.current.exchanges.append(ExchangeRecord.of(exchange))
         violations = judge(exchange)
@@ -317,14 +341,23 @@ _JUDGE = pytest.StashKey[ExchangeJudge]()
 @pytest.fixture(scope="session")
 def _exchange_judge(request: pytest.FixtureRequest) -> ExchangeJudge:
     judge_ = ExchangeJudge(request.config.stash.get(RESULTS, None))
+    # created during the first test's setup, after pytest_runtest_setup chose its TestResult
+    judge_.current = request.config.stash.get(_RUNNING, None)
     request.config.stash[_JUDGE] = judge_
     return judge_
 
 
 @pytest.fixture(scope="session")
-def api(conformance_target: Target, _exchange_judge: ExchangeJudge) -> Iterator[ApiClient]:
+def api(
+    conformance_target: Target, _exchange_judge: ExchangeJudge, request: pytest.FixtureRequest
+) -> Iterator[ApiClient]:
     """The instrumented client; every response it receives is judged by every rule."""
-    client = ApiClient.for_config(conformance_target.config, conformance_target.base_url)
+    from conformance import _guard
+
+    client = ApiClient.for_config(
+        conformance_target.config, conformance_target.base_url, _guard.run_limits(request.config)
+    )
+    _guard.register_client(request.config, client)
     client.observe(_exchange_judge)
     results = _exchange_judge.results
     if results is not None:
@@ -348,7 +381,11 @@ def _provisioner(
     if leftovers:
         import warnings
 
-        warnings.warn(f"could not delete test data: {', '.join(leftovers)}", stacklevel=1)
+        warnings.warn(
+            f"could not delete test data: {', '.join(leftovers)}; "
+            "`creatoraudit-conformance cleanup` removes it later",
+            stacklevel=1,
+        )
 
 
 class TestData:
@@ -376,7 +413,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
     """A test that needs a key or data the target cannot provide is skipped, saying why."""
     try:
         return (yield)
-    except (MissingCredential, ProvisioningUnavailable) as exc:
+    except SKIP_WITH_REASON as exc:
         pytest.skip(str(exc))
 
 
@@ -386,7 +423,7 @@ def pytest_fixture_setup(
 ) -> Generator[None, object, object]:
     try:
         return (yield)
-    except (MissingCredential, ProvisioningUnavailable) as exc:
+    except SKIP_WITH_REASON as exc:
         pytest.skip(str(exc))
 
 
@@ -404,6 +441,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 # --- results: per test, per requirement ------------------------------------------------------
 
 _CURRENT = pytest.StashKey[TestResult]()
+_RUNNING = pytest.StashKey[TestResult]()  # the test being run, for the judge created mid-setup
 OUTCOME_MARKS = {
     "passed": "pass",
     "failed": "FAIL",
@@ -424,9 +462,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     test = results.test(item.nodeid, _requirements_of(item))
     item.stash[_CURRENT] = test
+    item.config.stash[_RUNNING] = test
     judge_ = item.config.stash.get(_JUDGE, None)
     if judge_ is not None:
         judge_.current = test
+        judge_.seen = []
 
 
 def _broken_requirements(excinfo: pytest.ExceptionInfo[BaseException]) -> list[str]:
@@ -455,10 +495,10 @@ def pytest_runtest_makereport(
         test.outcome = "failed" if report.when == "call" else "error"
         test.broken = _broken_requirements(call.excinfo) if call.excinfo else []
         test.message = results.mask(str(call.excinfo.value) if call.excinfo else "")
-    if report.when == "call" or report.failed:
-        report.user_properties.append(("requirements", " ".join(test.requirements)))
-        if test.broken:
-            report.user_properties.append(("broken", " ".join(test.broken)))
+        test.failure = _failure_record(item, call.excinfo)
+    _mask_report(report, results)
+    if report.when == "teardown":  # pytest's JUnit writer reads the teardown report's
+        report.user_properties.extend(_junit_properties(test, results))
     if report.when == "teardown":
         judge_ = item.config.stash.get(_JUDGE, None)
         if judge_ is not None:
@@ -485,6 +525,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             line += f"  - {entry.reasons[0][:100]}"
         terminalreporter.write_line(line)
     terminalreporter.write_line(f"verdict: {results.verdict().text}", bold=True)
+    _report_locations(terminalreporter, config)
 
 
 @pytest.hookimpl(trylast=True)
@@ -496,3 +537,192 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results.finished_at = time.time()
     if exitstatus == pytest.ExitCode.TESTS_FAILED and results.verdict().conforms_must:
         session.exitstatus = pytest.ExitCode.OK
+    _write_reports(session.config, results)
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+def _failure_record(
+    item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException] | None
+) -> FailureRecord:
+    """Which recorded exchange the failure is about, and the statuses the scenario wanted."""
+    error = excinfo.value if excinfo is not None else None
+    exchange = getattr(error, "exchange", None)
+    judge_ = item.config.stash.get(_JUDGE, None)
+    step = None
+    if exchange is not None and judge_ is not None:
+        step = next((i for i, seen in enumerate(judge_.seen) if seen is exchange), None)
+        if step is not None and step >= MAX_RECORDED_EXCHANGES:
+            step = None
+    expected = getattr(error, "expected_status", None)
+    return FailureRecord(step=step, expected_status=list(expected) if expected else None)
+
+
+def _junit_properties(test: TestResult, results: RunResults) -> list[tuple[str, str]]:
+    """Requirement ids and their levels, as JUnit ``<property>`` elements."""
+    levels = [results.catalogue[r].level for r in test.requirements if r in results.catalogue]
+    strongest = next((lv for lv in ("MUST", "SHOULD", "MAY") if lv in levels), "")
+    properties = [
+        ("requirements", " ".join(test.requirements)),
+        ("level", strongest),
+        (
+            "requirement_levels",
+            " ".join(
+                f"{r}:{results.catalogue[r].level}" for r in test.requirements
+                if r in results.catalogue
+            ),
+        ),
+    ]
+    if test.broken:
+        properties.append(("broken", " ".join(test.broken)))
+    return properties
+
+
+def _mask_report(report: pytest.TestReport, results: RunResults) -> None:
+    """Console and JUnit print a report's traceback and captured output: mask keys there too
+    (an assertion may quote a response body that echoed a key)."""
+    if not results.secrets:
+        return
+    report.sections = [(title, results.mask(text)) for title, text in report.sections]
+    if report.longrepr is None:
+        return
+    text = str(report.longrepr)
+    if results.mask(text) != text:
+        report.longrepr = _MaskedLongRepr(report.longrepr, results)
+
+
+class _MaskedLongRepr(TerminalRepr):
+    """A failure representation whose text and crash message have every key value masked."""
+
+    def __init__(self, original: object, results: RunResults) -> None:
+        self._text = results.mask(str(original))
+        crash = getattr(original, "reprcrash", None)
+        if crash is not None:
+            crash = type(crash)(crash.path, crash.lineno, results.mask(crash.message))
+        self.reprcrash = crash
+
+    def toterminal(self, out: Any) -> None:
+        for line in self._text.splitlines():
+            out.line(line)
+
+    def __str__(self) -> str:
+        return self._text
+
+
+REPORT_DIR_OPTION = "creatoraudit_report_dir"
+_WRITTEN = pytest.StashKey[list[Path]]()
+
+
+def _write_reports(config: pytest.Config, results: RunResults) -> None:
+    """Write every report at session end, when ``--report-dir`` was given."""
+    report_dir = config.getoption(REPORT_DIR_OPTION, None)
+    if not report_dir:
+        return
+    from conformance._reporting import RunMetadata, write_reports
+
+    try:
+        written = write_reports(results, RunMetadata.from_config(config), Path(report_dir))
+    except OSError as exc:
+        raise pytest.UsageError(f"cannot write reports to {report_dir}: {exc.strerror}") from None
+    junit = getattr(config.option, "xmlpath", None)
+    config.stash[_WRITTEN] = [*written, *([Path(junit)] if junit else [])]
+
+
+def _report_locations(terminalreporter: Any, config: pytest.Config) -> None:
+    """After the requirement table: where the reports are."""
+    written = config.stash.get(_WRITTEN, None)
+    if written:
+        terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written))
+
+
+# --- safety on real, misbehaving and shared targets (conformance/_guard.py, _rerun.py) -------
+
+
+def _add_safety_options(group: pytest.OptionGroup) -> None:
+    """Limits that keep a run finite and polite; each falls back to an environment variable."""
+    group.addoption(
+        "--connect-timeout",
+        dest="creatoraudit_connect_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="per-request connect timeout (default: $CREATORAUDIT_CONNECT_TIMEOUT or 5)",
+    )
+    group.addoption(
+        "--read-timeout",
+        dest="creatoraudit_read_timeout",
+        type=float,
+        metavar="SECONDS",
+        help="longest silence while reading an answer "
+        "(default: $CREATORAUDIT_READ_TIMEOUT or the request timeout)",
+    )
+    group.addoption(
+        "--max-body-bytes",
+        dest="creatoraudit_max_body_bytes",
+        type=int,
+        metavar="BYTES",
+        help="read response bodies up to this size; a longer one fails its check "
+        "(default: $CREATORAUDIT_MAX_BODY_BYTES or 1048576)",
+    )
+    group.addoption(
+        "--max-requests",
+        dest="creatoraudit_max_requests",
+        type=int,
+        metavar="N",
+        help="never send more than N requests in the run, cleanup included; checks beyond "
+        "the budget are skipped (default: $CREATORAUDIT_MAX_REQUESTS or unlimited)",
+    )
+    group.addoption(
+        "--time-budget",
+        dest="creatoraudit_time_budget",
+        type=float,
+        metavar="SECONDS",
+        help="skip the remaining checks once the run has taken this long "
+        "(default: $CREATORAUDIT_TIME_BUDGET or unlimited)",
+    )
+    group.addoption(
+        "--retry-after-cap",
+        dest="creatoraudit_retry_after_cap",
+        type=float,
+        metavar="SECONDS",
+        help="longest Retry-After waited before retrying an unexpected 429 once "
+        "(default: $CREATORAUDIT_RETRY_AFTER_CAP or 30)",
+    )
+    group.addoption(
+        "--read-only",
+        dest="creatoraudit_read_only",
+        action="store_true",
+        default=None,
+        help="send only requests that cannot change state (production smoke checks); "
+        "also $CREATORAUDIT_READ_ONLY=1",
+    )
+    group.addoption(
+        "--enable-disruptive",
+        dest="creatoraudit_enable_disruptive",
+        action="store_true",
+        default=None,
+        help="also run disruptive checks, e.g. exhausting a rate-limit window; "
+        "also $CREATORAUDIT_ENABLE_DISRUPTIVE=1",
+    )
+    group.addoption(
+        "--no-rerun",
+        dest="creatoraudit_no_rerun",
+        action="store_true",
+        default=None,
+        help="report failures at once instead of re-running each once to tell flaky from "
+        "reproducible; also $CREATORAUDIT_NO_RERUN=1",
+    )
+    group.addoption(
+        "--request-log",
+        dest="creatoraudit_request_log",
+        metavar="PATH",
+        help="write every request sent (keys masked) as JSON lines to PATH",
+    )
+
+
+def _register_safety_plugins(config: pytest.Config) -> None:
+    from conformance import _guard, _rerun
+
+    for module, name in ((_guard, "creatoraudit-guard"), (_rerun, "creatoraudit-rerun")):
+        if not config.pluginmanager.has_plugin(name):
+            config.pluginmanager.register(module, name)

@@ -43,6 +43,7 @@ def fuzz_run(
         max_examples=config.getoption("creatoraudit_max_examples") or profile.fuzz_examples,
         request_timeout=conformance_target.config.request_timeout,
         next_request_id=api.next_request_id,
+        record=api.record,
         ids=provisioned_ids(api, data),
     )
 
@@ -55,6 +56,7 @@ def fuzz_schema(request: pytest.FixtureRequest, fuzz_run: FuzzRun) -> Iterator[A
         request.node._nodeid = request.node.nodeid
     location = request.config.getoption("creatoraudit_spec") or spec_path()
     yield configure(load_spec(location), fuzz_run)
+
 
 schema = schemathesis.pytest.from_fixture("fuzz_schema")
 

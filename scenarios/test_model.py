@@ -30,7 +30,7 @@ def available_keys(api: ApiClient) -> tuple[Any, ...]:
     "AUTH-INACTIVE-403",
     "AUTH-SCOPE-403",
 )
-def test_link_sequences_match_the_ownership_model(
+def test_every_answer_matches_the_ownership_model(
     request: pytest.FixtureRequest, api: ApiClient, data: Any
 ) -> None:
     config = request.config

@@ -8,6 +8,7 @@ behaviour.  These tests pin both halves down independently of the suite.
 from __future__ import annotations
 
 import ast
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -597,6 +598,15 @@ def _first_link_location(api: Api) -> object:
     return "location" in api.link(api.creator(), api.account()).headers
 
 
+def _link_body_is_json(api: Api) -> object:
+    body = api.link(api.creator(), api.account()).content
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True
+
+
 def _not_found_body(api: Api) -> object:
     return sorted(api.a.get(f"/creators/{uuid.uuid4()}").json())
 
@@ -653,6 +663,11 @@ def _idempotent_ids_equal(api: Api) -> object:
     return ids[0] == ids[1]
 
 
+def _key_echoed(api: Api) -> object:
+    response = api.a.get("/creators")
+    return "x-debug-authorization" in response.headers or "debug" in response.json()
+
+
 PROBES: dict[str, Probe] = {
     "relink-returns-201": _relink_status,
     "conflict-returns-200": _conflict_outcome,
@@ -671,6 +686,8 @@ PROBES: dict[str, Probe] = {
     "no-www-authenticate": _has_challenge,
     "readonly-key-can-write": _readonly_create_status,
     "idempotency-key-ignored": _idempotent_ids_equal,
+    "link-body-not-json": _link_body_is_json,
+    "echo-credentials": _key_echoed,
 }
 
 

@@ -90,6 +90,8 @@ BROKEN = {
         "ERR-422-ERRORS",
     ),
     "success-not-enveloped": (exchange(201, {"id": "x"}), "ENV-DATA"),
+    "json-declared-html-sent": (exchange(201, b"<html>hello</html>"), "HTTP-JSON-BODY"),
+    "json-cut-short": (exchange(201, b'{"data": {"id": '), "HTTP-JSON-BODY"),
     "collection-without-pagination": (
         exchange(200, {"data": [], "filters": {}}, method="GET"),
         "ENV-COLLECTION",

@@ -335,6 +335,8 @@ class ReferenceApi:
             response = self._problem(ex, ApiError(500, "INTERNAL_ERROR", detail))
         response.headers["X-Request-ID"] = ex.request_id
         response.headers.update(ex.common_headers)
+        if "echo-credentials" in self.faults:
+            response = _echo_credentials(response, request.headers.get("authorization"))
         return response
 
     def _request_id(self, request: Request) -> str:
@@ -476,6 +478,8 @@ class ReferenceApi:
             if condition is not None and _if_none_match_hits(condition, headers["ETag"]):
                 return self._not_modified(result, headers)
         media_type = JSON if result.content else None
+        if "link-body-not-json" in self.faults and ex.request.method == "PUT" and result.content:
+            return Response(b"<html><body>linked</body></html>", result.status, headers, JSON)
         return Response(result.content, result.status, headers, media_type)
 
     def _etag(self, content: bytes) -> str:
@@ -888,3 +892,20 @@ def create_app(settings: ReferenceSettings) -> Starlette:
     app = Starlette(routes=[Route("/{path:path}", endpoint=api)])
     app.state.api = api
     return app
+
+
+def _echo_credentials(response: Response, authorization: str | None) -> Response:
+    """The ``echo-credentials`` fault: a debugging build that reflects the caller's key."""
+    if authorization is None:
+        return response
+    body = bytes(response.body)
+    try:
+        document = json.loads(body) if body else None
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        document["debug"] = {"authorization": authorization}
+        body = _dump(document)
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    headers["X-Debug-Authorization"] = authorization
+    return Response(body, response.status_code, headers)

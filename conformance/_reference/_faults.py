@@ -42,8 +42,12 @@ FAULTS: dict[str, str] = {
     "seconds",
     "no-www-authenticate": "401 responses lack the WWW-Authenticate challenge",
     "readonly-key-can-write": "a key with only the read scope passes the write-scope check",
+    "link-body-not-json": "the link operation's answers declare application/json but the body "
+    "is an HTML page",
     "idempotency-key-ignored": "a repeated POST with the same Idempotency-Key creates a new "
     "resource instead of replaying the first result",
+    "echo-credentials": "every response echoes the presented Authorization value back, in an "
+    "X-Debug-Authorization header and in a `debug` member of JSON bodies",
 }
 
 

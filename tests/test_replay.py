@@ -1,0 +1,87 @@
+"""``replay`` re-sends a failure's recorded requests and tells a fixed target from a broken one."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
+from conformance._resources import scenarios_dir
+from conformance.cli import EXIT_CANNOT_RUN, EXIT_CONFORMS, EXIT_FAILS, run_cli
+
+KEYS = ReferenceKeys.generate()
+
+
+def replay(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run_cli(["replay", *args], out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def keyed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CREATORAUDIT_API_KEY", KEYS.api_key)
+    monkeypatch.setenv("CREATORAUDIT_OTHER_ORG_API_KEY", KEYS.other_org_api_key)
+
+
+def test_replay_reproduces_on_the_faulty_target_and_not_on_a_fixed_one(
+    pytester: pytest.Pytester, keyed_env: None
+) -> None:
+    faulty = ReferenceSettings(keys=KEYS, faults={"relink-returns-201"})
+    with EmbeddedServer(faulty) as broken, EmbeddedServer(ReferenceSettings(keys=KEYS)) as fixed:
+        pytester.chdir()
+        pytester.runpytest(
+            str(scenarios_dir()), "-p", "no:cacheprovider", "-k", "link and not foreign",
+            f"--base-url={broken.base_url}", "--report-dir=out",
+        )
+        results = str(pytester.path / "out" / "results.json")
+        code, out, _ = replay(results)
+        assert code == EXIT_FAILS
+        assert any(
+            line.startswith("still fails") and "test_relink_to_same_creator" in line
+            for line in out.splitlines()
+        ), out
+        assert "-> 201, expected 200" in out
+
+        code, out, _ = replay(results, "--base-url", fixed.base_url)
+        assert code == EXIT_CONFORMS, out
+        assert out.count("fixed ") == 2
+
+        code, out, _ = replay(
+            results, "--base-url", fixed.base_url,
+            "--test", "test_relink_to_same_creator_is_idempotent_200",
+        )
+        assert code == EXIT_CONFORMS and out.count("fixed ") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        ("{not json", "is not JSON"),
+        ('{"schema_version": 1}', "is not a results.json file"),
+    ],
+    ids=["missing-file", "not-json", "not-results"],
+)
+def test_bad_results_file_is_one_line_exit_2(
+    tmp_path: Path, content: str | None, message: str
+) -> None:
+    path = tmp_path / "results.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    code, _, err = replay(str(path))
+    assert code == EXIT_CANNOT_RUN
+    assert message in err and err.count("\n") == 1
+
+
+def test_unknown_test_is_exit_2(tmp_path: Path, pytester: pytest.Pytester) -> None:
+    pytester.chdir()
+    pytester.runpytest(str(scenarios_dir()), "-p", "no:cacheprovider", "-k", "relink",
+                       "--report-dir=out")
+    code, _, err = replay(str(pytester.path / "out" / "results.json"), "--test", "no_such_test")
+    assert code == EXIT_CANNOT_RUN and "no failed test 'no_such_test'" in err
+    document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert document["verdict"]["conforms_must"] is True

@@ -1,0 +1,159 @@
+"""The reports a run writes: valid results.json, JUnit properties, HTML, Markdown, and the
+console; and that no key value reaches any of them, even from a server that echoes it."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import jsonschema
+import pytest
+
+from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
+from conformance._reporting import schema_path
+from conformance._reporting._document import sha256_of
+from conformance._resources import scenarios_dir, spec_path
+
+REPORTS = ("results.json", "report.html", "summary.md")
+#: recognisable key values; none of them may appear in any output
+KEYS = ReferenceKeys(
+    api_key="caWriteKeyLEAKCANARY1111",
+    readonly_api_key="caReadKeyLEAKCANARY2222",
+    inactive_api_key="caInactiveKeyLEAKCANARY3333",
+    other_org_api_key="caOtherOrgKeyLEAKCANARY4444",
+)
+KEY_ENV = {
+    "CREATORAUDIT_API_KEY": KEYS.api_key,
+    "CREATORAUDIT_READONLY_API_KEY": KEYS.readonly_api_key,
+    "CREATORAUDIT_INACTIVE_API_KEY": KEYS.inactive_api_key,
+    "CREATORAUDIT_OTHER_ORG_API_KEY": KEYS.other_org_api_key,
+}
+#: a vendor's own check that quotes a whole response body in a plain assert
+QUOTING_TEST = '''
+def test_body_is_quoted_by_a_plain_assert(api):
+    exchange = api.get("/creators")
+    assert exchange.json() == {}
+'''
+
+
+def validate(document: object) -> None:
+    schema = json.loads(schema_path().read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(document)
+
+
+def run_scenarios(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.chdir()
+    return pytester.runpytest(str(scenarios_dir()), "-p", "no:cacheprovider", *args)
+
+
+@pytest.fixture
+def keyed_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in KEY_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def echoing_server() -> Iterator[EmbeddedServer]:
+    """A target that reflects the presented key in a header and in bodies, and fails a MUST."""
+    faults = {"echo-credentials", "relink-returns-201"}
+    with EmbeddedServer(ReferenceSettings(keys=KEYS, faults=faults)) as server:
+        yield server
+
+
+def test_failing_run_writes_every_report(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    step_summary = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    result = run_scenarios(
+        pytester, "-k", "relink or request_id", "--reference-fault=relink-returns-201",
+        "--report-dir=out", "--junitxml=out/junit.xml",
+    )
+    out = pytester.path / "out"
+    document = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    validate(document)
+    assert document["spec"]["sha256"] == sha256_of(spec_path())
+    assert document["verdict"]["conforms_must"] is False
+    requirement = {r["id"]: r for r in document["requirements"]}["LINK-RELINK-200"]
+    assert requirement["outcome"] == "failed"
+    failed = [t for t in document["tests"] if t["outcome"] == "failed"]
+    assert [t["id"].split("::")[-1] for t in failed] == [
+        "test_relink_to_same_creator_is_idempotent_200"
+    ]
+    failure = failed[0]["failure"]
+    step = failure["exchanges"][failure["step"]]
+    assert (step["method"], step["status"], failure["expected_status"]) == ("PUT", 201, [200])
+    assert step["request_headers"]["authorization"] == "***"
+    assert "$CREATORAUDIT_API_KEY" in step["curl"]
+    assert all(t["failure"] is None for t in document["tests"] if t["outcome"] == "passed")
+
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "does NOT conform" in summary and "`LINK-RELINK-200`" in summary
+    assert step_summary.read_text(encoding="utf-8").strip() == summary.strip()
+
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "Does not conform" in html and "LINK-RELINK-200" in html
+    assert "http://" not in html.replace(document["target"]["base_url"], "")
+    assert "<link" not in html and "<script" not in html and "@import" not in html
+
+    case = next(
+        c for c in ET.parse(out / "junit.xml").getroot().iter("testcase")
+        if c.get("name") == "test_relink_to_same_creator_is_idempotent_200"
+    )
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["requirements"] == "LINK-RELINK-200"
+    assert properties["level"] == "MUST"
+    assert properties["broken"] == "LINK-RELINK-200"
+    failure_element = case.find("failure")
+    assert failure_element is not None
+    assert "[LINK-RELINK-200]" in (failure_element.get("message") or "")
+
+    result.stdout.fnmatch_lines(["FAIL  MUST   LINK-RELINK-200*", "reports: *results.json*"])
+
+
+def test_passing_run_reports_conformance(pytester: pytest.Pytester) -> None:
+    run_scenarios(pytester, "-k", "relink", "--report-dir=out")
+    document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    validate(document)
+    assert document["verdict"]["conforms_must"] is True
+    assert all(t["failure"] is None for t in document["tests"])
+
+
+def test_no_reports_without_report_dir(pytester: pytest.Pytester) -> None:
+    run_scenarios(pytester, "-k", "relink")
+    assert not any((pytester.path / name).exists() for name in REPORTS)
+    assert not list(pytester.path.rglob("results.json"))
+
+
+def test_no_reports_when_the_suite_is_not_used(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_plain="def test_nothing_to_do_with_the_suite():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--report-dir=out")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / "out").exists()
+
+
+def test_keys_never_appear_in_reports_or_console(
+    pytester: pytest.Pytester, keyed_env: None, echoing_server: EmbeddedServer
+) -> None:
+    pytester.makepyfile(test_vendor_check=QUOTING_TEST)
+    pytester.chdir()
+    result = pytester.runpytest(
+        str(scenarios_dir()), str(pytester.path / "test_vendor_check.py"),
+        "-p", "no:cacheprovider", f"--base-url={echoing_server.base_url}",
+        "--report-dir=out", "--junitxml=out/junit.xml", "-rA",
+    )
+    # two relink scenarios, the ownership model (it sees the relink 201 too), the vendor check
+    result.assert_outcomes(failed=4, passed=28)
+    outputs = {p.name: p.read_text(encoding="utf-8") for p in (pytester.path / "out").iterdir()}
+    assert set(outputs) == {"junit.xml", *REPORTS}
+    outputs["console"] = "\n".join(result.outlines + result.errlines)
+    # the target did echo the key: the masked echo is there as evidence
+    assert "x-debug-authorization: Bearer ***" in outputs["console"]
+    assert '"x-debug-authorization": "Bearer ***"' in outputs["results.json"]
+    leaks = {
+        (where, name) for where, text in outputs.items()
+        for name, key in KEY_ENV.items() if key in text
+    }
+    assert not leaks

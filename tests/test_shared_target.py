@@ -1,0 +1,161 @@
+"""Shared staging: the suite removes exactly what it created, also when interrupted, and
+`creatoraudit-conformance cleanup` finds what a dead run left behind by its tag."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance import ApiClient, Credentials, Principal
+from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
+from conformance._sweep import find_tagged
+from conformance.cli import run_cli
+
+
+@pytest.fixture
+def reference() -> Iterator[EmbeddedServer]:
+    with EmbeddedServer(ReferenceSettings(keys=ReferenceKeys.generate())) as server:
+        yield server
+
+
+def client_for(server: EmbeddedServer) -> ApiClient:
+    keys = server.keys
+    credentials = Credentials(api_key=keys.api_key, other_org_api_key=keys.other_org_api_key)
+    return ApiClient(server.base_url, credentials, run_id="test")
+
+
+def create(client: ApiClient, kind: str, name: str, principal: Principal = Principal.FULL) -> None:
+    body = {"name": name} if kind == "creator" else {"platform": "instagram", "handle": name}
+    assert client.post(f"/{kind}s", json=body, principal=principal).status == 201
+
+
+def names(client: ApiClient, principal: Principal) -> set[str]:
+    found: set[str] = set()
+    for kind, field in (("creators", "name"), ("accounts", "handle")):
+        body = client.get(f"/{kind}?limit=100", principal=principal).json()
+        found |= {record[field] for record in body["data"]}
+    return found
+
+
+def test_cleanup_deletes_tagged_resources_and_nothing_else(reference: EmbeddedServer) -> None:
+    client = client_for(reference)
+    tagged = {"conformance-0badcafe-creator-1", "conformance-0badcafe-account-1"}
+    other_run = {"conformance-12345678-creator-9"}
+    untagged = {"team-creator", "conformance-team", "conformance-0badcafe"}
+    for name in tagged | other_run | untagged:
+        create(client, "account" if "account" in name else "creator", name)
+    create(client, "creator", "conformance-0badcafe-creator-2", Principal.OTHER_ORG)
+    create(client, "account", "partner-account", Principal.OTHER_ORG)
+    keys = reference.keys
+    base = ["cleanup", "--base-url", reference.base_url, "--api-key", keys.api_key]
+    base += ["--other-org-api-key", keys.other_org_api_key]
+
+    out = io.StringIO()
+    assert run_cli([*base, "--run-id", "0badcafe", "--dry-run"], out, io.StringIO()) == 0
+    assert "3 tagged resource(s) found" in out.getvalue()
+    assert names(client, Principal.FULL) >= tagged
+
+    out = io.StringIO()
+    assert run_cli([*base, "--run-id", "0badcafe"], out, io.StringIO()) == 0
+    assert names(client, Principal.FULL) == other_run | untagged
+    assert names(client, Principal.OTHER_ORG) == {"partner-account"}
+
+    assert run_cli(base, io.StringIO(), io.StringIO()) == 0
+    assert names(client, Principal.FULL) == untagged
+
+
+def test_cleanup_pages_through_long_lists(reference: EmbeddedServer) -> None:
+    client = client_for(reference)
+    for n in range(120):
+        create(client, "creator", f"conformance-abcdef01-creator-{n}")
+    assert len(find_tagged(client, Principal.FULL)) == 120
+
+
+def test_cleanup_without_key_exits_2() -> None:
+    err = io.StringIO()
+    env_key = os.environ.pop("CREATORAUDIT_API_KEY", None)
+    try:
+        code = run_cli(["cleanup", "--base-url", "http://127.0.0.1:9/v2"], io.StringIO(), err)
+    finally:
+        if env_key is not None:
+            os.environ["CREATORAUDIT_API_KEY"] = env_key
+    assert code == 2
+    assert "CREATORAUDIT_API_KEY" in err.getvalue()
+
+
+# --- interrupted runs leave nothing behind -------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`creatoraudit-conformance serve` in its own process, with keys the test knows."""
+    keys = ReferenceKeys.generate()
+    env = dict(os.environ)
+    env.update(
+        CREATORAUDIT_API_KEY=keys.api_key,
+        CREATORAUDIT_READONLY_API_KEY=keys.readonly_api_key,
+        CREATORAUDIT_INACTIVE_API_KEY=keys.inactive_api_key,
+        CREATORAUDIT_OTHER_ORG_API_KEY=keys.other_org_api_key,
+    )
+    env.pop("PYTEST_BASE_URL", None)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert server.stdout is not None
+    first = server.stdout.readline()
+    base_url = first.split(" at ", 1)[1].strip()
+    try:
+        yield base_url, env
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server.stdout.close()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+def test_interrupted_run_deletes_what_it_created(
+    served: tuple[str, dict[str, str]], tmp_path: Path, signum: int
+) -> None:
+    base_url, env = served
+    keys = Credentials.from_env(env)
+    watcher = ApiClient(base_url, keys, run_id="watcher")
+    run = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            f"--base-url={base_url}",
+            f"--report-dir={tmp_path}",
+            "--no-rerun",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    deadline = time.monotonic() + 30
+    while not find_tagged(watcher, Principal.FULL) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert run.poll() is None, "the run ended before it could be interrupted"
+    time.sleep(0.3)  # mid-way: some scenarios done, others not yet
+    run.send_signal(signum)
+    output, _ = run.communicate(timeout=60)
+    assert run.returncode == 2, output[-3000:]
+    assert "interrupted" in output.lower() or "KeyboardInterrupt" in output, output[-3000:]
+    assert find_tagged(watcher, Principal.FULL) == []
+    assert find_tagged(watcher, Principal.OTHER_ORG) == []
+    watcher.close()
