@@ -410,11 +410,25 @@ def data(_provisioner: Provisioner) -> TestData:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, object]:
-    """A test that needs a key or data the target cannot provide is skipped, saying why."""
+    """A test that needs a key or data the target cannot provide is skipped, saying why.
+    Hypothesis reports such errors from several examples as a group: skip when every one is."""
     try:
         return (yield)
     except SKIP_WITH_REASON as exc:
         pytest.skip(str(exc))
+    except BaseExceptionGroup as group:
+        leaves = list(_leaves(group))
+        if leaves and all(isinstance(leaf, SKIP_WITH_REASON) for leaf in leaves):
+            pytest.skip(str(leaves[0]))
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> Iterator[BaseException]:
+    for error in group.exceptions:
+        if isinstance(error, BaseExceptionGroup):
+            yield from _leaves(error)
+        else:
+            yield error
 
 
 @pytest.hookimpl(wrapper=True)
