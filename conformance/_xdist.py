@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,7 @@ class XdistResults:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
+        self.seen: dict[str, Any] = {}  # nodeid -> TestResult, on the controller
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(
@@ -78,32 +80,40 @@ class XdistResults:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """On the controller: rebuild each test's result from its workers' reports."""
+        """On the controller: rebuild each test's result from its workers' reports. A test
+        joins the run's results once a report names its requirements (the plugin sends them
+        with the teardown report); outcomes seen before that are kept until then."""
         if not is_controller(self.config):
             return
-        properties = {name: value for name, value in report.user_properties}
-        if "requirements" not in properties and WARNINGS_PROPERTY not in properties:
-            return
-        from conformance._requirements import load_catalogue
-        from conformance._results import RunResults
-        from conformance.plugin import RESULTS, _skip_reason
+        from conformance._results import TestResult
+        from conformance.plugin import _skip_reason
 
-        results = self.config.stash.get(RESULTS, None)
-        if results is None:
-            results = self.config.stash[RESULTS] = RunResults(load_catalogue())
-        test = results.test(report.nodeid)
-        if not test.requirements and properties.get("requirements"):
-            test.requirements = str(properties["requirements"]).split()
+        properties = {name: value for name, value in report.user_properties}
+        test = self.seen.setdefault(report.nodeid, TestResult(report.nodeid, []))
         test.duration += report.duration
         if report.skipped and test.outcome == "passed":
             test.outcome = "skipped"
             test.message = _skip_reason(report)
         elif report.failed and test.outcome not in {"failed", "error"}:
             test.outcome = "failed" if report.when == "call" else "error"
-            test.broken = str(properties.get("broken", "")).split()
             test.message = str(properties.get(MESSAGE_PROPERTY, "")) or report.longreprtext[:500]
+        if properties.get("broken"):
+            test.broken = str(properties["broken"]).split()
         if WARNINGS_PROPERTY in properties:
             test.warnings.extend(json.loads(str(properties[WARNINGS_PROPERTY])))
+        if "requirements" in properties:
+            test.requirements = str(properties["requirements"]).split()
+            self._results().tests[report.nodeid] = test
+
+    def _results(self) -> Any:
+        from conformance._requirements import load_catalogue
+        from conformance._results import RunResults
+        from conformance.plugin import RESULTS
+
+        results = self.config.stash.get(RESULTS, None)
+        if results is None:
+            results = self.config.stash[RESULTS] = RunResults(load_catalogue())
+        return results
 
 
 def register(config: pytest.Config) -> None:
