@@ -27,6 +27,7 @@ class Requirement:
     note: str = ""
     ambiguity: str = ""
     untestable: str = ""
+    unprovable: str = ""  # verified, but no faulty server can break it (the reason why)
 
     @property
     def is_must(self) -> bool:

@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urljoin, urlsplit
 
 from conformance._exchange import Exchange
 
@@ -300,6 +301,210 @@ def success_body_enveloped(exchange: Exchange) -> Iterator[Violation]:
                 yield Violation("ENV-COLLECTION", f"collection response lacks object {member!r}")
 
 
+# --- inherited HTTP rules (RFC 9110, RFC 8288) ------------------------------------------------
+
+
+@rule
+def unauthorized_carries_challenge(exchange: Exchange) -> Iterator[Violation]:
+    if exchange.status == 401 and not exchange.headers.get_value("www-authenticate"):
+        yield Violation("HTTP-401-WWW-AUTHENTICATE", "401 response has no WWW-Authenticate")
+
+
+@rule
+def method_not_allowed_lists_allow(exchange: Exchange) -> Iterator[Violation]:
+    if exchange.status == 405 and not exchange.headers.get_value("allow"):
+        yield Violation("HTTP-405-ALLOW", "405 response has no Allow header")
+
+
+_LINK_PARAM = r'\s*;\s*[A-Za-z0-9!#$&+.^_`|~*-]+\s*(?:=\s*(?:"(?:[^"\\]|\\.)*"|[^\s;,"]+))?'
+_LINK_VALUE = re.compile(rf"\s*<([^<>\s]*)>((?:{_LINK_PARAM})*)\s*(?:,|$)")
+_LINK_REL = re.compile(r';\s*rel\s*=\s*(?:"([^"]*)"|([^\s;,"]+))', re.IGNORECASE)
+
+
+def parse_link_header(value: str) -> list[tuple[str, set[str]]] | None:
+    """RFC 8288 links as (target, relation types); None when the header is not valid syntax."""
+    links: list[tuple[str, set[str]]] = []
+    position = 0
+    while position < len(value):
+        match = _LINK_VALUE.match(value, position)
+        if match is None or match.end() == position:
+            return None
+        rels: set[str] = set()
+        for rel in _LINK_REL.finditer(match.group(2)):
+            rels.update((rel.group(1) or rel.group(2) or "").lower().split())
+        links.append((match.group(1), rels))
+        position = match.end()
+    return links
+
+
+@rule
+def link_header_well_formed(exchange: Exchange) -> Iterator[Violation]:
+    value = exchange.headers.get_value("link")
+    if value is not None and not parse_link_header(value):
+        yield Violation("HTTP-LINK-SYNTAX", f"Link header is not RFC 8288 syntax: {value!r}")
+
+
+# --- caching ---------------------------------------------------------------------------------
+
+
+def _is_successful_get(exchange: Exchange) -> bool:
+    return exchange.method == "GET" and exchange.status == 200
+
+
+@rule
+def get_has_strong_etag(exchange: Exchange) -> Iterator[Violation]:
+    if not _is_successful_get(exchange):
+        return
+    etag = exchange.headers.get_value("etag")
+    if etag is None:
+        yield Violation("CACHE-ETAG-STRONG", "GET response has no ETag")
+    elif not re.fullmatch(r'"[\x21\x23-\x7e\x80-\xff]*"', etag.strip()):
+        yield Violation("CACHE-ETAG-STRONG", f"ETag {etag!r} is not a strong entity tag")
+
+
+@rule
+def get_is_private_no_cache(exchange: Exchange) -> Iterator[Violation]:
+    if not _is_successful_get(exchange):
+        return
+    value = exchange.headers.get_value("cache-control") or ""
+    directives = {d.strip().lower().split("=", 1)[0] for d in value.split(",")}
+    missing = [d for d in ("private", "no-cache") if d not in directives]
+    if missing:
+        yield Violation(
+            "CACHE-CONTROL", f"Cache-Control {value!r} lacks {', '.join(missing)}"
+        )
+
+
+@rule
+def not_modified_is_empty(exchange: Exchange) -> Iterator[Violation]:
+    if exchange.status != 304:
+        return
+    if exchange.body:
+        yield Violation("HTTP-304-NO-BODY", f"304 response has {len(exchange.body)} bytes")
+    if exchange.headers.get_value("content-type"):
+        yield Violation(
+            "HTTP-304-NO-METADATA",
+            f"304 response describes a body: Content-Type {exchange.headers['content-type']!r}",
+        )
+
+
+# --- public endpoints, rate limiting -----------------------------------------------------------
+
+
+@rule
+def public_endpoints_omit_rate_limit_headers(exchange: Exchange) -> Iterator[Violation]:
+    if not is_public_endpoint(exchange):
+        return
+    present = [h for h in RATE_LIMIT_HEADERS if exchange.headers.get_value(h) is not None]
+    if present:
+        yield Violation("RL-PUBLIC-OMITTED", f"public endpoint sends {', '.join(present)}")
+
+
+@rule
+def retry_after_in_seconds(exchange: Exchange) -> Iterator[Violation]:
+    """429 and 503 carry Retry-After as a number of seconds (the document says seconds, so the
+    HTTP-date form is not accepted)."""
+    requirement = {429: "RL-RETRY-AFTER", 503: "RL-RETRY-AFTER-503"}.get(exchange.status)
+    if requirement is None:
+        return
+    value = exchange.headers.get_value("retry-after")
+    if value is None:
+        yield Violation(requirement, f"{exchange.status} response has no Retry-After")
+    elif _as_int(value) is None:
+        yield Violation(requirement, f"Retry-After {value!r} is not an integer number of seconds")
+
+
+# --- content negotiation ----------------------------------------------------------------------
+
+JSON_MEDIA_TYPES = frozenset({"application/json", PROBLEM_MEDIA_TYPE})
+
+
+@rule
+def responses_are_json(exchange: Exchange) -> Iterator[Violation]:
+    if exchange.body and exchange.media_type not in JSON_MEDIA_TYPES:
+        yield Violation(
+            "NEG-JSON-ONLY", f"response body has Content-Type {exchange.media_type or 'none'!r}"
+        )
+
+
+# --- problem instance (SHOULD) -----------------------------------------------------------------
+
+
+@rule
+def problem_instance_is_request_path(exchange: Exchange) -> Iterator[Violation]:
+    """The example's instance is a template; the request path is the natural value (SHOULD)."""
+    body = _problem(exchange)
+    instance = body.get("instance") if body else None
+    if not isinstance(instance, str):
+        return
+    resolved = urlsplit(urljoin(exchange.url, instance)).path
+    if unquote(resolved).rstrip("/") != unquote(exchange.path).rstrip("/"):
+        yield Violation(
+            "ERR-INSTANCE-PATH",
+            f"problem instance {instance!r} is not the request path {exchange.path!r}",
+        )
+
+
+# --- collections -------------------------------------------------------------------------------
+
+MIN_LIMIT, MAX_LIMIT = 1, 200
+
+
+def collection_body(exchange: Exchange) -> dict[str, object] | None:
+    """The body of a successful list response (``data`` is an array, no ``meta``)."""
+    if not _is_successful_get(exchange):
+        return None
+    body = exchange.json()
+    if isinstance(body, dict) and isinstance(body.get("data"), list) and "meta" not in body:
+        return body
+    return None
+
+
+def _query(exchange: Exchange) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(exchange.url).query, keep_blank_values=True)
+
+
+@rule
+def collection_pagination_well_formed(exchange: Exchange) -> Iterator[Violation]:
+    body = collection_body(exchange)
+    pagination = body.get("pagination") if body else None
+    if not isinstance(pagination, dict):
+        return
+    for member in ("next_cursor", "has_next", "limit"):
+        if member not in pagination:
+            yield Violation("ENV-PAGINATION-MEMBERS", f"pagination lacks {member!r}")
+    has_next, cursor = pagination.get("has_next"), pagination.get("next_cursor")
+    if "has_next" in pagination and not isinstance(has_next, bool):
+        yield Violation("ENV-PAGINATION-MEMBERS", f"has_next is not a boolean: {has_next!r}")
+    if has_next is True and not (isinstance(cursor, str) and cursor):
+        yield Violation("ENV-PAGINATION-MEMBERS", "has_next is true, next_cursor is no string")
+    limit = pagination.get("limit")
+    if "limit" in pagination and not (
+        isinstance(limit, int) and not isinstance(limit, bool) and MIN_LIMIT <= limit <= MAX_LIMIT
+    ):
+        yield Violation("PAGE-LIMIT-BOUNDS", f"pagination.limit {limit!r} is outside 1-200")
+    wants_total = [v.lower() for v in _query(exchange).get("include_total", [])] == ["true"]
+    total = pagination.get("total_count")
+    if wants_total and (not isinstance(total, int) or isinstance(total, bool) or total < 0):
+        yield Violation(
+            "PAGE-INCLUDE-TOTAL", f"include_total=true but pagination.total_count is {total!r}"
+        )
+
+
+@rule
+def collection_links_first_and_next(exchange: Exchange) -> Iterator[Violation]:
+    body = collection_body(exchange)
+    if body is None:
+        return
+    value = exchange.headers.get_value("link")
+    links = parse_link_header(value) if value is not None else []
+    rels = set().union(*(r for _, r in links)) if links else set()
+    if value is None or (links and "first" not in rels):
+        yield Violation("PAGE-LINK-FIRST", 'list response has no Link with rel="first"')
+    pagination = body.get("pagination")
+    has_next = isinstance(pagination, dict) and pagination.get("has_next") is True
+    if has_next and links is not None and "next" not in rels:
+        yield Violation("PAGE-LINK-NEXT", 'has_next is true but no Link with rel="next"')
 # --- media types ---------------------------------------------------------------------------
 
 

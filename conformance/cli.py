@@ -66,6 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="start with this deliberate deviation (repeatable); see --list-faults",
     )
     serve.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    commands.add_parser(
+        "requirements",
+        help="list the requirement catalogue: id, level, section, how each one is verified",
+    )
+    commands.add_parser(
+        "fault-matrix",
+        help="run the suite against every fault of the reference server and print the kill "
+        "table (requirement, fault, caught); exit 1 if a fault is not caught",
+    )
     _add_replay_parser(commands)
     return parser
 
@@ -96,6 +105,15 @@ def run_cli(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
     try:
         if arguments.command == "serve":
             return serve(arguments, stdout)
+        if arguments.command == "requirements":
+            from conformance._listing import print_requirements
+
+            print_requirements(stdout)
+            return EXIT_CONFORMS
+        if arguments.command == "fault-matrix":
+            from conformance.faultmatrix import main as fault_matrix
+
+            return fault_matrix([])
         if arguments.command == "cleanup":
             return cleanup(arguments, stdout)
         if arguments.command == "replay":

@@ -11,7 +11,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +43,10 @@ from conformance._results import (
 from conformance._rules import RuleViolation, Violation, judge
 
 SUITE_FIXTURES = frozenset({"api", "data", "conformance_target"})
+DEFAULT_RATE_LIMIT_BUDGET = 100
+#: The window of a reference server given --reference-rate-limit: long enough that it does
+#: not roll over while the scenarios exhaust it.
+REFERENCE_SMALL_WINDOW_SECONDS = 3600
 #: Exceptions that mean "this check cannot run here", not "the target is wrong": a skip.
 SKIP_WITH_REASON = (MissingCredential, ProvisioningUnavailable, BudgetExhausted, ReadOnlyRefused)
 
@@ -90,6 +94,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         metavar="NAME",
         help="embedded server only: start it with this fault (repeatable)",
+    )
+    group.addoption(
+        "--reference-rate-limit",
+        dest="creatoraudit_reference_rate_limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="embedded server only: allow N requests per key per (hour-long) window, so the "
+        "rate-limit scenarios can exhaust it",
+    )
+    group.addoption(
+        "--rate-limit-budget",
+        dest="creatoraudit_rate_limit_budget",
+        type=int,
+        default=DEFAULT_RATE_LIMIT_BUDGET,
+        metavar="N",
+        help="exhaust a rate-limit window (with --enable-disruptive) only when "
+        f"X-RateLimit-Remaining is at most N (default {DEFAULT_RATE_LIMIT_BUDGET})",
     )
     group.addoption(
         "--report-dir",
@@ -261,12 +283,21 @@ class Target:
 
 
 @contextmanager
-def _embedded_reference(suite: SuiteConfig, faults: list[str]) -> Iterator[tuple[str, Credentials]]:
+def _embedded_reference(
+    suite: SuiteConfig, faults: list[str], rate_limit: int | None = None
+) -> Iterator[tuple[str, Credentials]]:
     from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
 
     keys = ReferenceKeys.generate()
     try:
         settings = ReferenceSettings(keys=keys, faults=set(faults))
+        if rate_limit is not None:
+            settings = ReferenceSettings(
+                keys=keys,
+                faults=set(faults),
+                rate_limit=rate_limit,
+                rate_window_seconds=REFERENCE_SMALL_WINDOW_SECONDS,
+            )
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     with EmbeddedServer(settings) as server:
@@ -289,7 +320,8 @@ def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield Target(suite.base_url, suite, embedded=False)
         return
     faults = request.config.getoption("creatoraudit_reference_faults")
-    with _embedded_reference(suite, faults) as (base_url, credentials):
+    rate_limit = request.config.getoption("creatoraudit_reference_rate_limit")
+    with _embedded_reference(suite, faults, rate_limit) as (base_url, credentials):
         embedded = SuiteConfig(
             base_url=None,
             credentials=credentials,
@@ -538,6 +570,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         if entry.outcome in {"failed", "warned", "skipped"} and entry.reasons:
             line += f"  - {entry.reasons[0][:100]}"
         terminalreporter.write_line(line)
+    observed = [(t.nodeid, o) for t in results.tests.values() for o in t.observations]
+    if observed:
+        terminalreporter.write_line("observations (readings of ambiguous rules, not failures):")
+        for nodeid, text in observed:
+            terminalreporter.write_line(f"  {nodeid.split('::')[-1]}: {text}")
     terminalreporter.write_line(f"verdict: {results.verdict().text}", bold=True)
     _report_locations(terminalreporter, config)
 
@@ -650,6 +687,20 @@ def _report_locations(terminalreporter: Any, config: pytest.Config) -> None:
         terminalreporter.write_line("reports: " + ", ".join(str(p) for p in written))
 
 
+# --- observations: what the suite saw where the document allows more than one answer ---------
+
+
+@pytest.fixture
+def observe(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a reading of an ambiguous rule (which answer the target chose) for this test;
+    an observation is reported, never a failure."""
+    test = request.node.stash.get(_CURRENT, None)
+
+    def record(text: str) -> None:
+        if test is not None:
+            test.observations.append(text)
+
+    return record
 # --- safety on real, misbehaving and shared targets (conformance/_guard.py, _rerun.py) -------
 
 

@@ -15,7 +15,8 @@ from conformance import (
 
 
 @pytest.mark.requirement(
-    "LINK-FIRST-201", "LINK-FIRST-LOCATION", "LINK-RECORD-ENVELOPE", "ENV-DATA"
+    "LINK-FIRST-201", "LINK-FIRST-LOCATION", "LINK-RECORD-ENVELOPE", "ENV-DATA",
+    "HTTP-PUT-201-LOCATION", "HTTP-JSON-BODY",
 )
 def test_first_link_is_created_with_location(api: ApiClient, data) -> None:
     path = link_path(data.creator(), data.account())
@@ -39,7 +40,7 @@ def test_relink_to_same_creator_is_idempotent_200(api: ApiClient, data) -> None:
     )
 
 
-@pytest.mark.requirement("LINK-CONFLICT-409", "LINK-CONFLICT-UNCHANGED")
+@pytest.mark.requirement("LINK-CONFLICT-409", "LINK-CONFLICT-UNCHANGED", "CODE-409")
 def test_link_to_other_creator_conflicts_and_keeps_owner(api: ApiClient, data) -> None:
     owner, rival, account = data.creator(), data.creator(), data.account()
     expect_status(api.put(link_path(owner, account)), 201, "LINK-FIRST-201")

@@ -7,7 +7,7 @@ import pytest
 from conformance import ApiClient, expect_problem, expect_status, link_path, nowhere_id
 
 
-@pytest.mark.requirement("LINK-NOT-FOUND-404")
+@pytest.mark.requirement("LINK-NOT-FOUND-404", "CODE-404")
 @pytest.mark.parametrize("missing", ["creator", "account", "both"])
 def test_missing_resource_is_404(api: ApiClient, data, missing: str) -> None:
     creator = nowhere_id() if missing in {"creator", "both"} else data.creator()

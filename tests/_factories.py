@@ -19,7 +19,7 @@ def problem(status: int, code: str, request_id: str = "rid-1", **extra: Any) -> 
         "status": status,
         "detail": "Detail.",
         "code": code,
-        "instance": "/v2/creators/x/accounts/y",
+        "instance": "/v2/creators/c/accounts/a",
         "request_id": request_id,
     }
     body.update(extra)
@@ -56,6 +56,7 @@ def exchange(
     if content_type is None:
         content_type = "application/problem+json" if status >= 400 else "application/json"
     response_headers["Content-Type"] = content_type
+    response_headers.update(_conforming_headers(status, body, method))
     response_headers.update(headers or {})
     request_headers = {"Authorization": f"Bearer {SECRET}"}
     if request_id:
@@ -72,3 +73,17 @@ def exchange(
         principal=principal,
         secrets=[SECRET],
     )
+
+
+def _conforming_headers(status: int, body: Any, method: str) -> dict[str, str]:
+    """The headers the inherited HTTP rules and the caching/collection rules ask for."""
+    headers: dict[str, str] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="test"'
+    if status == 405:
+        headers["Allow"] = "PUT"
+    if method == "GET" and status == 200:
+        headers.update({"ETag": '"abc"', "Cache-Control": "private, no-cache"})
+        if isinstance(body, dict) and isinstance(body.get("data"), list):
+            headers["Link"] = '</v2/x?limit=50>; rel="first"'
+    return headers

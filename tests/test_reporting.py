@@ -145,7 +145,9 @@ def test_keys_never_appear_in_reports_or_console(
         "--report-dir=out", "--junitxml=out/junit.xml", "-rA",
     )
     # two relink scenarios, the ownership model (it sees the relink 201 too), the vendor check
-    result.assert_outcomes(failed=4, passed=28)
+    # fail; the count of passing scenarios grows with the catalogue
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("failed") == 4 and outcomes.get("passed", 0) >= 28, outcomes
     outputs = {p.name: p.read_text(encoding="utf-8") for p in (pytester.path / "out").iterdir()}
     assert set(outputs) == {"junit.xml", *REPORTS}
     outputs["console"] = "\n".join(result.outlines + result.errlines)

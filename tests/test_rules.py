@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conformance import Exchange, Principal, RuleViolation, judge
-from tests._factories import SECRET, exchange, problem
+from tests._factories import SECRET, exchange, problem, rate_limit_headers
+
+PAGE = {"next_cursor": None, "has_next": False, "limit": 50}
 
 
 def requirements_broken(ex: Exchange) -> set[str]:
@@ -22,8 +24,10 @@ def requirements_broken(ex: Exchange) -> set[str]:
         exchange(422, problem(422, "VALIDATION_ERROR", errors=[{"field": "x", "message": "m"}])),
         exchange(405, problem(405, "BAD_REQUEST")),
         exchange(200, {"status": "ok"}, method="GET", path="/v2/health", principal=Principal.NONE),
-        exchange(200, {"data": [], "pagination": {}, "filters": {}}, method="GET", path="/v2/x"),
+        exchange(200, {"data": [], "pagination": PAGE, "filters": {}}, method="GET", path="/v2/x"),
         exchange(204, b""),
+        exchange(404, problem(404, "NOT_FOUND", retry_hint="later", links=[])),
+        exchange(304, b"", method="GET", content_type=""),
     ],
     ids=[
         "201",
@@ -35,6 +39,8 @@ def requirements_broken(ex: Exchange) -> set[str]:
         "health-unwrapped",
         "collection",
         "204-empty",
+        "problem-extension-members",
+        "304-empty",
     ],
 )
 def test_conforming_exchange_breaks_nothing(ex: Exchange) -> None:
@@ -96,6 +102,96 @@ BROKEN = {
         exchange(200, {"data": [], "filters": {}}, method="GET"),
         "ENV-COLLECTION",
     ),
+    **{
+        # the rules added with the catalogue: inherited HTTP, caching, collections, negotiation
+        "401-without-challenge": (
+            exchange(401, principal=Principal.NONE, headers={"WWW-Authenticate": ""}),
+            "HTTP-401-WWW-AUTHENTICATE",
+        ),
+        "405-without-allow": (
+            exchange(405, problem(405, "BAD_REQUEST"), headers={"Allow": ""}),
+            "HTTP-405-ALLOW",
+        ),
+        "weak-etag": (exchange(200, method="GET", headers={"ETag": 'W/"x"'}), "CACHE-ETAG-STRONG"),
+        "public-cache-control": (
+            exchange(200, method="GET", headers={"Cache-Control": "public, max-age=60"}),
+            "CACHE-CONTROL",
+        ),
+        "304-with-content-type": (exchange(304, b""), "HTTP-304-NO-METADATA"),
+        "public-endpoint-rate-limited": (
+            exchange(
+                200,
+                {"status": "ok"},
+                method="GET",
+                path="/v2/health",
+                principal=Principal.NONE,
+                headers=rate_limit_headers(),
+            ),
+            "RL-PUBLIC-OMITTED",
+        ),
+        "429-without-retry-after": (exchange(429, problem(429, "RATE_LIMITED")), "RL-RETRY-AFTER"),
+        "retry-after-as-date": (
+            exchange(
+                429,
+                problem(429, "RATE_LIMITED"),
+                headers={"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"},
+            ),
+            "RL-RETRY-AFTER",
+        ),
+        "text-plain-body": (exchange(200, b"ok", content_type="text/plain"), "NEG-JSON-ONLY"),
+        "instance-template": (
+            exchange(404, problem(404, "NOT_FOUND", instance="/v2/accounts/{id}")),
+            "ERR-INSTANCE-PATH",
+        ),
+        "list-without-first-link": (
+            exchange(
+                200,
+                {"data": [], "pagination": PAGE, "filters": {}},
+                method="GET",
+                headers={"Link": '</v2/x>; rel="prev"'},
+            ),
+            "PAGE-LINK-FIRST",
+        ),
+        "has-next-without-next-link": (
+            exchange(
+                200,
+                {
+                    "data": [],
+                    "pagination": PAGE | {"has_next": True, "next_cursor": "c"},
+                    "filters": {},
+                },
+                method="GET",
+            ),
+            "PAGE-LINK-NEXT",
+        ),
+        "link-without-angle-brackets": (
+            exchange(200, method="GET", headers={"Link": "/v2/x?limit=1; rel=first"}),
+            "HTTP-LINK-SYNTAX",
+        ),
+        "limit-out-of-range": (
+            exchange(
+                200, {"data": [], "pagination": PAGE | {"limit": 500}, "filters": {}}, method="GET"
+            ),
+            "PAGE-LIMIT-BOUNDS",
+        ),
+        "include-total-ignored": (
+            exchange(
+                200,
+                {"data": [], "pagination": PAGE, "filters": {}},
+                method="GET",
+                path="/v2/x?include_total=true",
+            ),
+            "PAGE-INCLUDE-TOTAL",
+        ),
+        "pagination-without-has-next": (
+            exchange(
+                200,
+                {"data": [], "pagination": {"next_cursor": None, "limit": 5}, "filters": {}},
+                method="GET",
+            ),
+            "ENV-PAGINATION-MEMBERS",
+        ),
+    },
 }
 
 

@@ -110,6 +110,8 @@ ECHO_ID = re.compile(r"conformance-echo-[0-9a-f]{32}")
 PORT = re.compile(r"127\.0\.0\.1:\d+")
 #: schemathesis labels each generated case with a random id; the request itself is the same
 CASE_ID = re.compile(r'"x-schemathesis-testcaseid": "[^"]*"')
+ETAG = re.compile(r'\\"[0-9a-f]{32}\\"')  # entity tags of lists that hold this run's ids
+CURSOR = re.compile(r"cursor=[A-Za-z0-9_-]+")  # opaque, signed with the server's own secret
 
 
 def normalized(path: Path) -> list[str]:
@@ -121,6 +123,8 @@ def normalized(path: Path) -> list[str]:
         (RUN_TAG, "<run>-"),
         (PORT, "<host>"),
         (CASE_ID, '"x-schemathesis-testcaseid": "<case>"'),
+        (ETAG, "<etag>"),
+        (CURSOR, "cursor=<cursor>"),
     ):
         text = pattern.sub(blank, text)
     return text.splitlines()

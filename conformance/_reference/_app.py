@@ -37,7 +37,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from ._faults import validate_faults
-from ._store import Principal, Record, ReferenceKeys, Store, StoredResponse
+from ._store import ORG_A, ORG_B, Principal, Record, ReferenceKeys, Store, StoredResponse
 
 __all__ = ["ReferenceSettings", "create_app"]
 
@@ -333,7 +333,9 @@ class ReferenceApi:
             logger.info("reference server: unexpected error on %s", ex.path, exc_info=True)
             detail = "An unexpected error occurred."
             response = self._problem(ex, ApiError(500, "INTERNAL_ERROR", detail))
-        response.headers["X-Request-ID"] = ex.request_id
+        public_path = ex.path in (f"{PREFIX}/health", f"{PREFIX}/meta")
+        if not ("no-request-id-on-public" in self.faults and public_path):
+            response.headers["X-Request-ID"] = ex.request_id
         response.headers.update(ex.common_headers)
         if "echo-credentials" in self.faults:
             response = _echo_credentials(response, request.headers.get("authorization"))
@@ -355,8 +357,12 @@ class ReferenceApi:
             raise ApiError(404, "NOT_FOUND", "No such endpoint; the API lives under /v2.")
         self._negotiate(ex)
         route, params = self._match(path)
-        if route is None or not route.public:
+        health_needs_key = "health-requires-key" in self.faults and path == f"{PREFIX}/health"
+        if route is None or not route.public or health_needs_key:
             self._authenticate(ex)
+            self._rate_limit(ex)
+        elif "public-endpoints-rate-limited" in self.faults:
+            ex.api_key = "anonymous"
             self._rate_limit(ex)
         await self._read_body(ex)
         handler = self._dispatch(ex, route)
@@ -365,7 +371,12 @@ class ReferenceApi:
         return self._render(ex, result)
 
     def _negotiate(self, ex: Exchange) -> None:
-        if not accepts_json(ex.request.headers.get("accept")):
+        accept = ex.request.headers.get("accept")
+        if "accept-ignored" in self.faults:
+            accept = None
+        if "accept-wildcard-rejected" in self.faults and "application/*" in (accept or ""):
+            accept = "text/html"
+        if not accepts_json(accept):
             detail = "This API only produces application/json."
             raise ApiError(406, "NOT_ACCEPTABLE", detail)
 
@@ -380,18 +391,27 @@ class ReferenceApi:
     def _authenticate(self, ex: Exchange) -> None:
         """Bearer auth: 401 for missing/malformed/unknown keys, 403 for inactive ones."""
         value = ex.request.headers.get("authorization")
+        if "api-key-header-only" in self.faults:
+            header_key = ex.request.headers.get("x-api-key")
+            value = None if header_key is None else f"Bearer {header_key}"
+        if value is None and "missing-key-403" in self.faults:
+            raise ApiError(403, "FORBIDDEN", "No API key.")
         if value is None:
             raise self._unauthorized("Missing Authorization header.")
         scheme, _, token = value.strip().partition(" ")
         token = token.strip()
+        if "bearer-scheme-case-sensitive" in self.faults:
+            scheme = scheme if scheme == "Bearer" else "Other"
         if scheme.lower() != "bearer":
             raise self._unauthorized("The Authorization scheme must be Bearer.")
         if not _TOKEN68_RE.fullmatch(token):
             raise self._unauthorized("Malformed bearer token.")
         principal = self._lookup_key(token)
+        if principal is None and "invalid-key-403" in self.faults:
+            raise ApiError(403, "FORBIDDEN", "Unknown API key.")
         if principal is None:
             raise self._unauthorized("Invalid API key.")
-        if not principal.active:
+        if not principal.active and "inactive-key-accepted" not in self.faults:
             raise ApiError(403, "FORBIDDEN", "This API key or its subscription is inactive.")
         ex.principal, ex.api_key = principal, token
 
@@ -411,20 +431,33 @@ class ReferenceApi:
 
     def _rate_limit(self, ex: Exchange) -> None:
         """Count the request and attach X-RateLimit-* to whatever answer follows."""
-        decision = self.limiter.hit(ex.api_key)
+        bucket = ex.api_key
+        if "rate-limit-shared-across-keys" in self.faults:
+            bucket = "shared"
+        decision = self.limiter.hit(bucket)
         reset = decision.reset_at
         if "ratelimit-reset-in-millis" in self.faults:
             reset *= 1000
-        ex.common_headers.update(
-            {
-                "X-RateLimit-Limit": str(decision.limit),
-                "X-RateLimit-Remaining": str(decision.remaining),
-                "X-RateLimit-Reset": str(reset),
-            }
-        )
+        limit, remaining = str(decision.limit), str(decision.remaining)
+        if "ratelimit-limit-not-integer" in self.faults:
+            limit = f"{decision.limit}/{self.settings.rate_window_seconds}s"
+        if "ratelimit-remaining-constant" in self.faults:
+            remaining = str(decision.limit)
+        if "ratelimit-headers-missing" not in self.faults:
+            ex.common_headers.update(
+                {
+                    "X-RateLimit-Limit": limit,
+                    "X-RateLimit-Remaining": remaining,
+                    "X-RateLimit-Reset": str(reset),
+                }
+            )
         if not decision.allowed:
             retry = {"Retry-After": str(decision.retry_after)}
+            if "retry-after-missing" in self.faults:
+                retry = {}
             detail = f"Rate limit exceeded; retry in {decision.retry_after} s."
+            if "rate-limit-exceeded-503" in self.faults:
+                raise ApiError(503, "SERVICE_UNAVAILABLE", detail, headers=retry)
             raise ApiError(429, "RATE_LIMITED", detail, headers=retry)
 
     async def _read_body(self, ex: Exchange) -> None:
@@ -434,13 +467,16 @@ class ReferenceApi:
         raw = await ex.request.body()
         if not raw:
             return
-        if _media_type(ex.request.headers.get("content-type")) != JSON:
+        is_json = _media_type(ex.request.headers.get("content-type")) == JSON
+        if not is_json and "non-json-body-400" not in self.faults:
             raise ApiError(
                 415, "UNSUPPORTED_MEDIA_TYPE", "Request bodies must be application/json."
             )
         try:
             ex.body = json.loads(raw, parse_constant=_bad_json_constant)
         except (ValueError, UnicodeDecodeError) as err:
+            if "malformed-json-500" in self.faults:
+                raise RuntimeError("body parser crashed") from err
             raise ApiError(
                 400, "BAD_REQUEST", f"The request body is not valid JSON: {err}"
             ) from err
@@ -453,12 +489,19 @@ class ReferenceApi:
         if handler is None:
             allow = ", ".join(route.methods)
             detail = f"Method {ex.request.method} is not allowed here; use {allow}."
-            raise ApiError(405, "BAD_REQUEST", detail, headers={"Allow": allow})
+            headers = {"Allow": allow}
+            if "method-not-allowed-without-allow" in self.faults:
+                headers = {}
+            raise ApiError(405, "BAD_REQUEST", detail, headers=headers)
         return handler
 
     def _check_scope(self, ex: Exchange) -> None:
         """Mutations need `write` (or `admin`, which implies it)."""
-        if ex.request.method not in MUTATING_METHODS or ex.principal is None:
+        if ex.principal is None:
+            return
+        if "readonly-key-cannot-read" in self.faults and not ex.principal.can_write():
+            raise ApiError(403, "INSUFFICIENT_SCOPE", "This operation needs the write scope.")
+        if ex.request.method not in MUTATING_METHODS:
             return
         allowed = ex.principal.can_write()
         if "readonly-key-can-write" in self.faults:
@@ -474,7 +517,13 @@ class ReferenceApi:
         if ex.request.method == "GET" and result.status == 200:
             headers["ETag"] = self._etag(result.content)
             headers["Cache-Control"] = "private, no-cache"
+            if "cache-control-public" in self.faults:
+                headers["Cache-Control"] = "public, max-age=60"
             condition = ex.request.headers.get("if-none-match")
+            if "if-none-match-ignored" in self.faults:
+                condition = None
+            if condition is not None and "if-none-match-always-304" in self.faults:
+                condition = "*"
             if condition is not None and _if_none_match_hits(condition, headers["ETag"]):
                 return self._not_modified(result, headers)
         media_type = JSON if result.content else None
@@ -506,6 +555,18 @@ class ReferenceApi:
             "instance": ex.path,
             "request_id": ex.request_id,
         }
+        if "problem-status-mismatch" in self.faults and err.status == 422:
+            body["status"] = 400
+        if "problem-type-url" in self.faults:
+            body["type"] = "https://creatoraudit.com/errors/" + err.code.lower()
+        if "unknown-error-code" in self.faults and err.code == "NOT_FOUND":
+            body["code"] = "RESOURCE_NOT_FOUND"
+        if "not-found-code-bad-request" in self.faults and err.code == "NOT_FOUND":
+            body["code"] = "BAD_REQUEST"
+        if "problem-instance-template" in self.faults:
+            body["instance"] = "/v2/accounts/{id}"
+        if "problem-without-request-id" in self.faults:
+            del body["request_id"]
         if "problem-without-code" in self.faults:
             del body["code"]
         if err.errors is not None and "validation-without-errors" not in self.faults:
@@ -528,6 +589,14 @@ class ReferenceApi:
         if errors:
             raise _validation_error(errors)
         return {name: value.lower() for name, value in params.items()}
+
+    def _checked_uuid_params(self, params: dict[str, str]) -> dict[str, str]:
+        """Path ids as UUIDs; the `non-uuid-path-404` build answers 404 for malformed ids."""
+        if "non-uuid-path-404" in self.faults and not all(
+            _UUID_RE.fullmatch(v) for v in params.values()
+        ):
+            raise self._not_found("Resource")
+        return self._uuid_params(params)
 
     @staticmethod
     def _text_field(body: dict[str, object], name: str, errors: list[dict[str, str]]) -> str:
@@ -560,6 +629,8 @@ class ReferenceApi:
 
     def health(self, ex: Exchange, params: dict[str, str]) -> Result:
         """Liveness: needs no credentials so probes work without a key."""
+        if "health-text-plain" in self.faults:
+            return Result(200, b"ok", {"Content-Type": "text/plain"})
         return Result.json(200, {"data": {"status": "ok"}})
 
     def meta(self, ex: Exchange, params: dict[str, str]) -> Result:
@@ -605,8 +676,9 @@ class ReferenceApi:
 
         return self._idempotent(ex, key, create)
 
-    @staticmethod
-    def _created(record: Record, location: str) -> Result:
+    def _created(self, record: Record, location: str) -> Result:
+        if "create-without-location" in self.faults:
+            return Result.json(201, {"data": record})
         return Result.json(201, {"data": record}, {"Location": location})
 
     def _idempotent(self, ex: Exchange, key: str | None, create: Callable[[], Result]) -> Result:
@@ -638,6 +710,8 @@ class ReferenceApi:
     def get_creator(self, ex: Exchange, params: dict[str, str]) -> Result:
         cid = self._uuid_params(params)["creator_id"]
         record = self.store.get_creator(ex.org, cid)
+        if record is None and "foreign-creator-readable" in self.faults:
+            record = self.store.get_creator(ORG_A, cid) or self.store.get_creator(ORG_B, cid)
         if record is None:
             raise self._not_found("Creator")
         return Result.json(200, {"data": record})
@@ -700,8 +774,11 @@ class ReferenceApi:
     ) -> PageRequest:
         """Validate limit/cursor/include_total; a 422 lists every bad parameter at once."""
         query = ex.request.query_params
-        limit = _parse_limit(query.get("limit"), errors)
+        max_limit = 1000 if "limit-unbounded" in self.faults else MAX_LIMIT
+        limit = _parse_limit(query.get("limit"), errors, max_limit)
         include_total = _parse_bool("include_total", query.get("include_total"), errors)
+        if "total-count-missing" in self.faults:
+            include_total = False
         after = 0
         cursor = query.get("cursor")
         if cursor is not None and not errors:
@@ -709,7 +786,7 @@ class ReferenceApi:
             if decoded is None:
                 message = "is invalid or was issued for a different filter combination"
                 errors.append(_field_error("cursor", message))
-            else:
+            elif "cursor-ignored" not in self.faults:
                 after = decoded
         if errors:
             raise _validation_error(errors)
@@ -722,19 +799,35 @@ class ReferenceApi:
         has_next = len(rows) > page.limit
         rows = rows[: page.limit]
         path = ex.request.url.path
-        next_cursor = self._encode_cursor(path, page.filters, rows[-1][0]) if has_next else None
+        if "has-next-always-true" in self.faults:
+            has_next = True
+        last = rows[-1][0] if rows else page.after
+        next_cursor = self._encode_cursor(path, page.filters, last) if has_next else None
         pagination: dict[str, object] = {
             "next_cursor": next_cursor,
             "has_next": has_next,
             "limit": page.limit,
         }
+        if "pagination-without-has-next" in self.faults:
+            del pagination["has_next"]
         if total is not None:
             pagination["total_count"] = total
-        payload = {"data": [r for _, r in rows], "pagination": pagination, "filters": page.filters}
-        return Result.json(200, payload, {"Link": _link_header(path, page, next_cursor)})
+        filters = {} if "filters-not-echoed" in self.faults else page.filters
+        payload = {"data": [r for _, r in rows], "pagination": pagination, "filters": filters}
+        if "list-without-filters" in self.faults:
+            del payload["filters"]
+        link = _link_header(path, page, next_cursor)
+        if "link-without-next" in self.faults:
+            link = link.split(", ")[0]
+        if "link-header-malformed" in self.faults:
+            link = link.replace("<", "").replace(">", "").replace('"', "")
+        headers = {} if "list-without-link" in self.faults else {"Link": link}
+        return Result.json(200, payload, headers)
 
     def _cursor_mac(self, path: str, filters: dict[str, str], after: int) -> str:
         """Binds a cursor to its list and exact filters, so reuse elsewhere is detectable."""
+        if "cursor-not-bound-to-filters" in self.faults:
+            filters = {}
         message = _canonical({"path": path, "filters": filters, "after": after})
         return hmac.new(self.cursor_secret, message, hashlib.sha256).hexdigest()[:32]
 
@@ -762,11 +855,13 @@ class ReferenceApi:
 
     def put_link(self, ex: Exchange, params: dict[str, str]) -> Result:
         """PUT-to-create: 201 first link, 200 re-link, 409 when another creator owns it."""
-        ids = self._uuid_params(params)
+        ids = self._checked_uuid_params(params)
         if "uppercase-uuid-500" in self.faults and ids != params:
             # the faulty build looks rows up with the id exactly as sent and crashes on a miss
             raise LookupError(f"no row for non-normalised ids {params}")
         cid, aid = ids["creator_id"], ids["account_id"]
+        if self.store.get_creator(ex.org, cid) is None and "missing-creator-422" in self.faults:
+            raise _validation_error([_field_error("creator_id", "no such creator")])
         if self.store.get_creator(ex.org, cid) is None:
             raise self._not_found("Creator")
         account_org: str | None = ex.org
@@ -793,7 +888,13 @@ class ReferenceApi:
         headers = {"Location": _link_location(cid, aid)}
         if "created-without-location" in self.faults:
             headers = {}
-        return Result.json(201, {"data": record}, headers)
+        if "link-location-points-to-account" in self.faults:
+            headers = {"Location": f"{PREFIX}/accounts/{aid}"}
+        status = 200 if "first-link-returns-200" in self.faults else 201
+        payload: object = {"data": record}
+        if "link-record-unwrapped" in self.faults:
+            payload = record
+        return Result.json(status, payload, headers)
 
     def _relink(self, existing: Record) -> Result:
         """Idempotent re-link: nothing changes and the answer is 200."""
@@ -852,10 +953,10 @@ def _canonical(value: object) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def _parse_limit(raw: str | None, errors: list[dict[str, str]]) -> int:
+def _parse_limit(raw: str | None, errors: list[dict[str, str]], max_limit: int = MAX_LIMIT) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if _DIGITS_RE.fullmatch(raw) and 1 <= int(raw) <= MAX_LIMIT:
+    if _DIGITS_RE.fullmatch(raw) and 1 <= int(raw) <= max_limit:
         return int(raw)
     errors.append(_field_error("limit", f"must be an integer from 1 to {MAX_LIMIT}"))
     return DEFAULT_LIMIT
