@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from conformance import _yaml
 from conformance._config import ConfigurationError
 from conformance._resources import spec_dir
 
@@ -42,7 +43,7 @@ def load_catalogue(path: Path | None = None) -> dict[str, Requirement]:
     """Read and check the catalogue; a malformed one is a configuration error."""
     path = path or catalogue_path()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"requirement catalogue {path}: cannot be read ({exc})") from None
     catalogue: dict[str, Requirement] = {}

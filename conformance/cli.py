@@ -128,20 +128,32 @@ def run_cli(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
 
 
 def validate_spec(path: Path) -> None:
-    """A spec that does not validate cannot drive a run."""
+    """A spec that does not validate cannot drive a run. A document that validated before
+    (same bytes, same validator) is not validated again: see conformance._speccache."""
+    from conformance import _speccache
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"spec {path}: cannot be read ({exc})") from None
+    if _speccache.known_valid(raw):
+        return
     import yaml
     from openapi_spec_validator import validate
     from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
+    from conformance import _yaml
+
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = _yaml.safe_load(raw.decode("utf-8"))
         validate(document)
-    except (OSError, yaml.YAMLError) as exc:
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigurationError(f"spec {path}: cannot be read ({exc})") from None
     except OpenAPIValidationError as exc:
         raise ConfigurationError(
             f"spec {path} is not a valid OpenAPI document: {exc.message}"
         ) from None
+    _speccache.remember_valid(raw)
 
 
 def check_reachable(

@@ -163,6 +163,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "requirement(*ids): the requirement ids of spec/requirements this test verifies"
     )
     _register_safety_plugins(config)
+    from conformance import _xdist
+
+    _xdist.register(config)
 
 
 def suite_config_from(config: pytest.Config, environ: dict[str, str] | None = None) -> SuiteConfig:
@@ -397,9 +400,13 @@ def api(
     client.close()
 
 @pytest.fixture(scope="session")
-def _provisioner(api: ApiClient, conformance_target: Target) -> Iterator[Provisioner]:
+def _provisioner(
+    api: ApiClient, conformance_target: Target, request: pytest.FixtureRequest
+) -> Iterator[Provisioner]:
+    from conformance._xdist import worker_share
+
     config = conformance_target.config
-    pool = IdPool.load(config.ids_file) if config.ids_file else None
+    pool = worker_share(IdPool.load(config.ids_file) if config.ids_file else None, request.config)
     provisioner = Provisioner(api, config, pool)
     yield provisioner
     leftovers = provisioner.cleanup()
@@ -555,8 +562,8 @@ def _skip_reason(report: pytest.TestReport) -> str:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """A compact table of requirement outcomes, then the verdict."""
     results = config.stash.get(RESULTS, None)
-    if results is None or not results.tests:
-        return
+    if results is None or not results.tests or hasattr(config, "workerinput"):
+        return  # an xdist worker's share is not the run: the controller prints the table
     terminalreporter.section("CreatorAudit v2 requirements")
     for rid, entry in results.by_requirement().items():
         line = f"{OUTCOME_MARKS[entry.outcome]:5} {entry.requirement.level:6} {rid}"
