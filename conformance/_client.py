@@ -7,6 +7,7 @@ the rules, so a response is judged the same way whichever test produced it.
 from __future__ import annotations
 
 import itertools
+import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -65,8 +66,9 @@ class ApiClient:
         self.pacer = Pacer(clock)
         self.retries: list[RetryRecord] = []
         self._sleep, self._clock = sleep, clock
-        # No keep-alive: every request opens its own connection, so the watchdog always knows
-        # the socket to shut when a request overruns its wall-clock bound.
+        # One kept-alive connection: requests are sequential, so the socket the watchdog must
+        # shut is the one last seen connecting (a new connection reports its own).
+        self._socket: socket.socket | None = None
         self._http = httpx.Client(
             timeout=httpx.Timeout(
                 self.limits.read_timeout,
@@ -75,7 +77,7 @@ class ApiClient:
             ),
             transport=transport,
             follow_redirects=False,
-            limits=httpx.Limits(max_keepalive_connections=0),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             # a plain-http target never uses TLS: skip loading the CA bundle (~0.1-0.3 s per
             # session and per xdist worker, measured); https targets verify as before
             verify=not self.base_url.startswith("http://"),
@@ -204,7 +206,7 @@ class ApiClient:
                 raise BudgetExhausted(self.limits.time_budget_reason())
             bound = min(bound, left)
         self.budget.take(reserved=cleanup)
-        watchdog = Watchdog(bound)
+        watchdog = Watchdog(bound, known_socket=self._socket)
         request.extensions["trace"] = watchdog.trace
         started = time.monotonic()
         try:
@@ -217,6 +219,8 @@ class ApiClient:
         except httpx.HTTPError as exc:
             reason = self._failure_reason(exc, watchdog)
             raise TransportFailure(request.method, str(request.url), reason) from None
+        finally:
+            self._socket = watchdog.socket
         if watchdog.fired:
             reason = f"no complete response within {bound:g} s (the request's time bound)"
             raise TransportFailure(request.method, str(request.url), reason)

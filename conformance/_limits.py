@@ -171,13 +171,14 @@ class Watchdog:
     """Bounds one request in wall-clock time, headers and body included.
 
     httpx's read timeout bounds each read, so a server sending one byte a second never trips
-    it. The watchdog learns the request's socket from httpx's connection trace and shuts it
-    down when the deadline passes, which wakes the blocked read."""
+    it. The watchdog learns the request's socket from httpx's connection trace (or, for a
+    kept-alive connection, from the caller, who saw it connect) and shuts it down when the
+    deadline passes, which wakes the blocked read."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, known_socket: socket.socket | None = None) -> None:
         self.seconds = seconds
         self.fired = False
-        self._socket: socket.socket | None = None
+        self._socket: socket.socket | None = known_socket
         self._lock = threading.Lock()
         self._timer = threading.Timer(seconds, self._fire)
         self._timer.daemon = True
@@ -191,6 +192,11 @@ class Watchdog:
                     self._socket = sock
                     if self.fired:
                         self._shutdown()
+
+    @property
+    def socket(self) -> socket.socket | None:
+        """The socket the request used, for the next request on the same connection."""
+        return self._socket
 
     def _fire(self) -> None:
         with self._lock:

@@ -26,10 +26,13 @@ def reference() -> Iterator[EmbeddedServer]:
         yield server
 
 
-def client_for(server: EmbeddedServer) -> ApiClient:
-    keys = server.keys
+@pytest.fixture
+def client(reference: EmbeddedServer) -> Iterator[ApiClient]:
+    keys = reference.keys
     credentials = Credentials(api_key=keys.api_key, other_org_api_key=keys.other_org_api_key)
-    return ApiClient(server.base_url, credentials, run_id="test")
+    api = ApiClient(reference.base_url, credentials, run_id="test")
+    yield api
+    api.close()
 
 
 def create(client: ApiClient, kind: str, name: str, principal: Principal = Principal.FULL) -> None:
@@ -45,8 +48,9 @@ def names(client: ApiClient, principal: Principal) -> set[str]:
     return found
 
 
-def test_cleanup_deletes_tagged_resources_and_nothing_else(reference: EmbeddedServer) -> None:
-    client = client_for(reference)
+def test_cleanup_deletes_tagged_resources_and_nothing_else(
+    reference: EmbeddedServer, client: ApiClient
+) -> None:
     tagged = {"conformance-0badcafe-creator-1", "conformance-0badcafe-account-1"}
     other_run = {"conformance-12345678-creator-9"}
     untagged = {"team-creator", "conformance-team", "conformance-0badcafe"}
@@ -72,8 +76,7 @@ def test_cleanup_deletes_tagged_resources_and_nothing_else(reference: EmbeddedSe
     assert names(client, Principal.FULL) == untagged
 
 
-def test_cleanup_pages_through_long_lists(reference: EmbeddedServer) -> None:
-    client = client_for(reference)
+def test_cleanup_pages_through_long_lists(client: ApiClient) -> None:
     for n in range(120):
         create(client, "creator", f"conformance-abcdef01-creator-{n}")
     assert len(find_tagged(client, Principal.FULL)) == 120
