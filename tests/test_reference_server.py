@@ -251,6 +251,13 @@ def test_link_with_non_uuid_ids_is_422_naming_each_field(api: Api) -> None:
     assert error_fields(only_account) == {"account_id"}
 
 
+def test_path_with_encoded_line_break_still_gets_a_problem(api: Api) -> None:
+    """Found by the full fuzzing profile: such a path once fell through to a plain-text 404."""
+    response = api.a.put("/creators/%3Ag/accounts/a%0Ab")
+    assert_problem(response, 422, "VALIDATION_ERROR")
+    assert response.headers.get("x-request-id")
+
+
 def test_uppercase_uuids_are_normalised(api: Api) -> None:
     cid, aid = api.creator(), api.account()
     response = api.link(cid.upper(), aid.upper())

@@ -991,6 +991,9 @@ def create_app(settings: ReferenceSettings) -> Starlette:
     validate_faults(settings.faults)
     api = ReferenceApi(settings)
     app = Starlette(routes=[Route("/{path:path}", endpoint=api)])
+    # The catch-all's pattern stops at a newline, so a path with an encoded line break would
+    # fall through to Starlette's plain-text 404; every request must reach the pipeline.
+    app.router.default = api
     app.state.api = api
     return app
 
