@@ -94,7 +94,12 @@ def _add_replay_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return run_cli(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+    try:
+        return run_cli(list(sys.argv[1:] if argv is None else argv), sys.stdout, sys.stderr)
+    except BrokenPipeError:
+        # the reader went away (`... | head`): not an error of ours, and no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_CONFORMS
 
 
 def run_cli(argv: list[str], stdout: TextIO, stderr: TextIO) -> int:
