@@ -88,6 +88,8 @@ class TestResult:
     broken: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # SHOULD-level violations, as "[ID] text"
     observations: list[str] = field(default_factory=list)
+    #: how a re-run of a failure went: "" (none), "reproduced", "passed" (flaky) or "skipped"
+    rerun: str = ""
     message: str = ""
     duration: float = 0.0
     exchanges: list[ExchangeRecord] = field(default_factory=list)

@@ -163,9 +163,26 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "requirement(*ids): the requirement ids of spec/requirements this test verifies"
     )
     _register_safety_plugins(config)
+    config.pluginmanager.register(_RerunRecorder(config), "creatoraudit-rerun-recorder")
     from conformance import _xdist
 
     _xdist.register(config)
+
+
+class _RerunRecorder:
+    """Copies the re-run verdict into the results, so every report can say "flaky". The
+    property is set after the reports are made, so it is read when they are logged."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        results = self.config.stash.get(RESULTS, None)
+        rerun = dict(report.user_properties).get("rerun")
+        if results is not None and report.when == "call" and rerun:
+            test = results.tests.get(report.nodeid)
+            if test is not None:
+                test.rerun = str(rerun)
 
 
 def suite_config_from(config: pytest.Config, environ: dict[str, str] | None = None) -> SuiteConfig:

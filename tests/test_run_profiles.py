@@ -40,7 +40,10 @@ def test_disruptive(api):
 def test_failure_is_rerun_and_flaky_is_its_own_outcome(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_checks=FLAKY_AND_BROKEN)
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest("-p", "no:cacheprovider", f"--junitxml={junit}", "-rs")
+    reports = pytester.path / "reports"
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", f"--junitxml={junit}", f"--report-dir={reports}", "-rs"
+    )
     outcomes = result.parseoutcomes()
     assert outcomes.get("flaky") == 1
     assert outcomes.get("failed") == 1
@@ -55,6 +58,13 @@ def test_failure_is_rerun_and_flaky_is_its_own_outcome(pytester: pytest.Pytester
     }
     assert properties["test_flaky"].items() >= {("rerun", "passed"), ("flaky", "true")}
     assert properties["test_broken"].items() >= {("rerun", "reproduced"), ("flaky", "false")}
+    document = json.loads((reports / "results.json").read_text(encoding="utf-8"))
+    tests = {t["id"].split("::")[-1]: t for t in document["tests"]}
+    assert (tests["test_flaky"]["outcome"], tests["test_flaky"]["flaky"]) == ("failed", True)
+    assert tests["test_flaky"]["rerun"] == "passed"
+    assert (tests["test_broken"]["rerun"], tests["test_broken"]["flaky"]) == ("reproduced", False)
+    assert "`test_checks.py::test_flaky`" in (reports / "summary.md").read_text(encoding="utf-8")
+    assert "flaky</span>" in (reports / "report.html").read_text(encoding="utf-8")
 
 
 def test_no_rerun_reports_the_first_failure(pytester: pytest.Pytester) -> None:

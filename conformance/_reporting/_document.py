@@ -107,6 +107,8 @@ def _test_entry(test: TestResult, results: RunResults, metadata: RunMetadata) ->
         "message": results.mask(test.message),
         "warnings": [results.mask(w) for w in test.warnings],
         "observations": [results.mask(o) for o in test.observations],
+        "rerun": test.rerun or None,
+        "flaky": test.rerun == "passed",
         "failure": (
             {
                 "seed": metadata.seed,

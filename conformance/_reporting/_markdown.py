@@ -40,6 +40,10 @@ def render_markdown(document: dict[str, Any]) -> str:
     ]
     for test in unattributed:
         lines.append(f"- `{test['id']}` {test['outcome']}: {_cell(test['message'])[:160]}")
+    flaky = [t["id"] for t in document["tests"] if t.get("flaky")]
+    if flaky:
+        lines += ["", f"Flaky (failed, then passed on a re-run; counted as failed): {len(flaky)}"]
+        lines += [f"- `{nodeid}`" for nodeid in flaky]
     return "\n".join(lines) + "\n"
 
 
