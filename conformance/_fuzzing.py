@@ -47,7 +47,7 @@ class Profile:
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
-    "smoke": Profile("smoke", fuzz_examples=10, machine_examples=8, machine_steps=25),
+    "smoke": Profile("smoke", fuzz_examples=5, machine_examples=8, machine_steps=25),
     "full": Profile("full", fuzz_examples=300, machine_examples=150, machine_steps=50),
 }
 
