@@ -90,6 +90,20 @@ class TestResult:
     observations: list[str] = field(default_factory=list)
     #: how a re-run of a failure went: "" (none), "reproduced", "passed" (flaky) or "skipped"
     rerun: str = ""
+
+    def record_phase(
+        self, *, when: str, duration: float, skipped: bool, failed: bool, skip_reason: str = ""
+    ) -> bool:
+        """Fold one pytest phase (setup, call, teardown) into the outcome. A skip counts only
+        while nothing failed; the first failure decides failed (call) or error (setup or
+        teardown). True when this phase is that first failure: the caller adds its evidence."""
+        self.duration += duration
+        if skipped and self.outcome == "passed":
+            self.outcome, self.message = "skipped", skip_reason
+        elif failed and self.outcome not in {"failed", "error"}:
+            self.outcome = "failed" if when == "call" else "error"
+            return True
+        return False
     message: str = ""
     duration: float = 0.0
     exchanges: list[ExchangeRecord] = field(default_factory=list)

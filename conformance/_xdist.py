@@ -90,12 +90,11 @@ class XdistResults:
 
         properties = {name: value for name, value in report.user_properties}
         test = self.seen.setdefault(report.nodeid, TestResult(report.nodeid, []))
-        test.duration += report.duration
-        if report.skipped and test.outcome == "passed":
-            test.outcome = "skipped"
-            test.message = _skip_reason(report)
-        elif report.failed and test.outcome not in {"failed", "error"}:
-            test.outcome = "failed" if report.when == "call" else "error"
+        first_failure = test.record_phase(
+            when=report.when, duration=report.duration, skipped=report.skipped,
+            failed=report.failed, skip_reason=_skip_reason(report) if report.skipped else "",
+        )
+        if first_failure:
             test.message = str(properties.get(MESSAGE_PROPERTY, "")) or report.longreprtext[:500]
         if properties.get("broken"):
             test.broken = str(properties["broken"]).split()

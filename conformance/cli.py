@@ -247,11 +247,33 @@ def check_fuzz_spec(rest: list[str]) -> None:
         load_spec(location)
 
 
+#: pass-through options whose values the CLI checks itself, so a typo is one line and exit 2
+#: rather than pytest's multi-line usage error
+CHECKED_OPTIONS: dict[str, tuple[str, ...] | type] = {
+    "--profile": ("smoke", "full"),
+    "--seed": int,
+    "--max-examples": int,
+    "--max-requests": int,
+}
+
+
+def check_option_values(rest: list[str]) -> None:
+    for option, allowed in CHECKED_OPTIONS.items():
+        value = _option_value(rest, option)
+        if value is None:
+            continue
+        if isinstance(allowed, tuple) and value not in allowed:
+            raise ConfigurationError(f"{option} {value!r}: choose one of {', '.join(allowed)}")
+        if allowed is int and not value.lstrip("-").isdigit():
+            raise ConfigurationError(f"{option} {value!r}: not a whole number")
+
+
 def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) -> int:
     import pytest
 
     from conformance._resources import run_ini_path, scenarios_dir, spec_path
 
+    check_option_values(rest)
     validate_spec(spec_path())
     check_fuzz_spec(rest)
     base_url: str | None = arguments.base_url or None

@@ -550,12 +550,11 @@ def pytest_runtest_makereport(
     results = item.config.stash.get(RESULTS, None)
     if test is None or results is None:
         return report
-    test.duration += report.duration
-    if report.skipped and test.outcome == "passed":
-        test.outcome = "skipped"
-        test.message = _skip_reason(report)
-    elif report.failed and test.outcome not in {"failed", "error"}:
-        test.outcome = "failed" if report.when == "call" else "error"
+    first_failure = test.record_phase(
+        when=report.when, duration=report.duration, skipped=report.skipped,
+        failed=report.failed, skip_reason=_skip_reason(report) if report.skipped else "",
+    )
+    if first_failure:
         test.broken = _broken_requirements(call.excinfo) if call.excinfo else []
         test.message = results.mask(str(call.excinfo.value) if call.excinfo else "")
         test.failure = _failure_record(item, call.excinfo)

@@ -147,3 +147,19 @@ def test_help_is_fast() -> None:
     result = subprocess.run([*CLI, "--help"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0 and "run" in result.stdout
     assert time.monotonic() - started < 3  # generous: CI machines vary; the bench measures 1 s
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--profile", "bogus"], ["--seed=x1"], ["--max-examples", "2.5"], ["--max-requests=many"]],
+    ids=["profile-unknown", "seed-not-int", "examples-not-int", "budget-not-int"],
+)
+def test_bad_option_value_is_one_line_and_exit_2(args: list[str]) -> None:
+    import io
+
+    from conformance.cli import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    assert run_cli(["run", *args], out, err) == 2
+    assert err.getvalue().count("\n") == 1 and args[0].split("=")[0] in err.getvalue()
+    assert out.getvalue() == ""
