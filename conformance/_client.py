@@ -66,8 +66,10 @@ class ApiClient:
         self.pacer = Pacer(clock)
         self.retries: list[RetryRecord] = []
         self._sleep, self._clock = sleep, clock
-        # One kept-alive connection: requests are sequential, so the socket the watchdog must
-        # shut is the one last seen connecting (a new connection reports its own).
+        # At most one kept-alive connection: requests are sequential, so the socket the watchdog
+        # must shut is the one last seen connecting (a new connection reports its own). The
+        # pool itself stays unbounded: a request cut off by Ctrl-C can leave its connection
+        # marked busy, and the cleanup that follows must still get a connection.
         self._socket: socket.socket | None = None
         self._http = httpx.Client(
             timeout=httpx.Timeout(
@@ -77,7 +79,7 @@ class ApiClient:
             ),
             transport=transport,
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            limits=httpx.Limits(max_keepalive_connections=1),
             # a plain-http target never uses TLS: skip loading the CA bundle (~0.1-0.3 s per
             # session and per xdist worker, measured); https targets verify as before
             verify=not self.base_url.startswith("http://"),

@@ -129,11 +129,15 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
 def test_interrupted_run_deletes_what_it_created(
-    served: tuple[str, dict[str, str]], tmp_path: Path, signum: int
+    served: tuple[str, dict[str, str]],
+    tmp_path: Path,
+    signum: int,
+    request: pytest.FixtureRequest,
 ) -> None:
     base_url, env = served
     keys = Credentials.from_env(env)
     watcher = ApiClient(base_url, keys, run_id="watcher")
+    request.addfinalizer(watcher.close)  # also when an assertion below fails
     run = subprocess.Popen(
         [
             sys.executable,
@@ -161,4 +165,3 @@ def test_interrupted_run_deletes_what_it_created(
     assert "interrupted" in output.lower() or "KeyboardInterrupt" in output, output[-3000:]
     assert find_tagged(watcher, Principal.FULL) == []
     assert find_tagged(watcher, Principal.OTHER_ORG) == []
-    watcher.close()
