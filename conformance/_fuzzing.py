@@ -30,6 +30,7 @@ from schemathesis.core.result import Ok
 
 from conformance._config import ConfigurationError, Credentials, Principal
 from conformance._exchange import CaseInsensitiveHeaders, Exchange
+from conformance._hypothesis_storage import seed_utf8_table
 from conformance._rules import RuleViolation
 
 PROFILES = ("smoke", "full")
@@ -260,6 +261,7 @@ def project_rules_check(run: FuzzRun) -> Callable[[Any, Response, Case], bool | 
 
 def configure(schema: Any, run: FuzzRun) -> Any:
     """Point ``schema`` at the target and set generation, phases, checks and auth."""
+    seed_utf8_table()
     config = schema.config
     config.update(base_url=run.base_url, request_timeout=run.request_timeout)
     config.seed = run.seed

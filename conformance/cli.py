@@ -271,6 +271,7 @@ def check_option_values(rest: list[str]) -> None:
 def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) -> int:
     import pytest
 
+    from conformance._hypothesis_storage import keep_storage_in_cache_dir
     from conformance._resources import run_ini_path, scenarios_dir, spec_path
 
     check_option_values(rest)
@@ -301,6 +302,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     ]
     if base_url:
         args.append(f"--base-url={base_url}")
+    keep_storage_in_cache_dir()
     code = int(pytest.main([*args, *rest]))
     if code in (EXIT_CONFORMS, EXIT_FAILS):
         verdict = "conforms" if code == EXIT_CONFORMS else "does NOT conform"
