@@ -34,6 +34,18 @@ class CaseInsensitiveHeaders(dict[str, str]):
         return self.get(name.lower())
 
 
+_UNPARSED: Any = object()
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 @dataclass
 class Exchange:
     """What was sent and what came back. ``principal`` says which credential was used."""
@@ -52,6 +64,8 @@ class Exchange:
     truncated: bool = False
     #: seconds waited after an unexpected 429 before this (second) attempt; None: first try
     retried_after: float | None = None
+    #: the body parsed once: every rule reads it, about ten parses per exchange otherwise
+    _parsed: Any = field(default=_UNPARSED, init=False, repr=False, compare=False)
 
     @property
     def path(self) -> str:
@@ -67,13 +81,13 @@ class Exchange:
         return value.split(";", 1)[0].strip().lower()
 
     def json(self) -> Any:
-        """The body parsed as JSON, or ``None`` when it is empty or not JSON."""
-        if not self.body:
-            return None
-        try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError):
-            return None
+        """The body parsed as JSON, or ``None`` when it is empty or not JSON.
+
+        Parsed on first use and kept: the same object is returned every time, so a caller
+        must not change it."""
+        if self._parsed is _UNPARSED:
+            self._parsed = _parse_json(self.body)
+        return self._parsed
 
     def mask(self, text: str) -> str:
         """Replace every configured key value in ``text``; nothing secret leaves the suite."""
