@@ -8,8 +8,10 @@ endpoints can be given a file of existing ids instead; then nothing is created o
 
 from __future__ import annotations
 
+import atexit
 import json
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +118,30 @@ class Provisioner:
         self.pool = pool
         self.created: list[tuple[Principal, str]] = []
         self._numbers = count(1)
+        self._exit_net = False
+
+    def delete_at_exit(self) -> None:
+        """A safety net under session teardown: if the process exits with resources still
+        recorded (pytest itself failed while reporting an interrupt, or the teardown was cut
+        short), the interpreter's exit deletes them. :meth:`cleanup` removes the net."""
+        if not self._exit_net:
+            atexit.register(self._cleanup_at_exit)
+            self._exit_net = True
+
+    def _cleanup_at_exit(self) -> None:
+        if not self.created:
+            return
+        count_before = len(self.created)
+        try:
+            leftovers = self.cleanup()
+        except BaseException as exc:  # at exit nothing is left to report it; say it here
+            leftovers = [f"{path} (not attempted: {type(exc).__name__})" for _, path in self]
+        print(
+            f"creatoraudit-conformance: deleted {count_before - len(leftovers)} of "
+            f"{count_before} test resources at exit (the session's own cleanup did not run)"
+            + (f"; still there: {', '.join(leftovers)}" if leftovers else ""),
+            file=sys.stderr,
+        )
 
     def creator(self, org: str = "own") -> str:
         return self._new(org, "creator")
@@ -169,24 +195,32 @@ class Provisioner:
         return resource_id
 
     def cleanup(self) -> list[str]:
-        """Delete everything this run created, newest first; return what could not be deleted."""
+        """Delete everything this run created, newest first; return what could not be deleted.
+
+        A resource leaves the record only once its DELETE was answered (or failed for good), so
+        an interrupt in the middle leaves the rest, and that one, to the exit safety net."""
         leftovers: list[str] = []
         while self.created:
-            principal, path = self.created.pop()
+            principal, path = self.created[-1]
             try:
                 status = self.client.delete(path, principal=principal, cleanup=True).status
             except RuleViolation as exc:  # the rules judge the exchange; deletion is what counts
                 status = exc.exchange.status
             except TransportFailure as exc:  # the target stopped answering: do not insist
                 leftovers.append(f"{path} ({exc.reason})")
-                leftovers.extend(f"{p} (not attempted)" for _, p in reversed(self.created))
+                leftovers.extend(f"{p} (not attempted)" for _, p in reversed(self.created[:-1]))
                 self.created.clear()
                 break
             except Exception as exc:  # keep deleting the rest; report what stayed
                 leftovers.append(f"{path} ({type(exc).__name__})")
+                self.created.pop()
                 continue
+            self.created.pop()
             if status not in {200, 202, 204, 404}:
                 leftovers.append(f"{path} (DELETE answered {status})")
+        if self._exit_net:
+            atexit.unregister(self._cleanup_at_exit)
+            self._exit_net = False
         return leftovers
 
     def __iter__(self) -> Iterator[tuple[Principal, str]]:

@@ -425,6 +425,7 @@ def _provisioner(
     config = conformance_target.config
     pool = worker_share(IdPool.load(config.ids_file) if config.ids_file else None, request.config)
     provisioner = Provisioner(api, config, pool)
+    provisioner.delete_at_exit()
     yield provisioner
     leftovers = provisioner.cleanup()
     if leftovers:

@@ -195,3 +195,44 @@ def sweep_leftovers(watcher: ApiClient) -> None:
     for principal in (Principal.FULL, Principal.OTHER_ORG):
         for tagged in find_tagged(watcher, principal):
             watcher.delete(tagged.path, principal=principal)
+
+
+#: a process that provisions test data and then exits without the session's cleanup
+ABANDONING_RUN = """
+import os, sys
+from conformance._client import ApiClient
+from conformance._config import Credentials, SuiteConfig
+from conformance._provisioning import Provisioner
+config = SuiteConfig(base_url=sys.argv[1], credentials=Credentials.from_env(os.environ))
+client = ApiClient.for_config(config, sys.argv[1])
+provisioner = Provisioner(client, config)
+if sys.argv[2] == "net":
+    provisioner.delete_at_exit()
+provisioner.creator()
+provisioner.account("other")
+sys.exit(3)  # as if pytest had crashed before its session teardown
+"""
+
+
+@pytest.mark.parametrize("net", [True, False], ids=["with-exit-net", "without"])
+def test_test_data_is_deleted_at_exit_when_teardown_never_ran(
+    served: tuple[str, dict[str, str]], net: bool
+) -> None:
+    base_url, env = served
+    watcher = ApiClient(base_url, Credentials.from_env(env), run_id="watcher")
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", ABANDONING_RUN, base_url, "net" if net else "none"],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert child.returncode == 3, child.stderr
+        left = find_tagged(watcher, Principal.FULL) + find_tagged(watcher, Principal.OTHER_ORG)
+        if net:
+            assert left == []
+            assert "deleted 2 of 2 test resources at exit" in child.stderr
+        else:  # the control: without the net, the same exit leaves both behind
+            assert len(left) == 2
+            assert "at exit" not in child.stderr
+    finally:
+        sweep_leftovers(watcher)
+        watcher.close()
