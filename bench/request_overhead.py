@@ -29,15 +29,18 @@ if str(ROOT) not in sys.path:  # `python bench/request_overhead.py` puts bench/ 
     sys.path.insert(0, str(ROOT))
 
 VARIANTS = ("raw", "client", "judged")
+#: plain httpx loops and the path each sends; ``raw-lookup`` is an authenticated read of an
+#: unknown creator (404): the server checks the key, the rate limit and its database
+RAW_PATHS = {"raw": "/health", "raw-lookup": "/creators/00000000-0000-4000-8000-000000000000"}
 
 
 def loop(variant: str, base_url: str, key: str, count: int) -> float:
     """Seconds for ``count`` sequential requests after one untimed request (the connect)."""
-    if variant == "raw":
+    if variant in RAW_PATHS:
         import httpx
 
         with httpx.Client(headers={"Authorization": f"Bearer {key}"}) as http:
-            url = base_url.rstrip("/") + "/health"
+            url = base_url.rstrip("/") + RAW_PATHS[variant]
             http.get(url)
             start = time.perf_counter()
             for _ in range(count):

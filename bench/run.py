@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the proj
 
 from bench._scale import scale_app, write_generated_spec  # noqa: E402
 from bench._servers import CountedServer, counted_reference  # noqa: E402
+from bench.request_overhead import measure as measure_loop  # noqa: E402
 from conformance._reference import FAULTS  # noqa: E402
 from conformance._resources import spec_path  # noqa: E402
 
@@ -230,33 +231,13 @@ def suite_failures(output: str) -> list[str]:
 
 
 def raw_loop(base_url: str, key: str, count: int) -> dict[str, float]:
-    """The network limit: ``count`` sequential keep-alive GETs, nothing else."""
-    import httpx
-
-    headers = {"Authorization": f"Bearer {key}", "X-Request-ID": "bench-raw"}
-    url = base_url.rstrip("/") + "/health"
-    with httpx.Client(headers=headers) as client:
-        client.get(url)  # connect outside the timing, as a client reusing a connection would
-        start = time.perf_counter()
-        for _ in range(count):
-            client.get(url)
-        wall = time.perf_counter() - start
+    """The network limit: ``count`` sequential keep-alive GETs, nothing else, sent from a
+    subprocess like every client measured here (in this process it would share the server
+    thread's interpreter lock)."""
+    wall = measure_loop("raw", base_url, key, count)
+    lookup = measure_loop("raw-lookup", base_url, key, count)
     return {"requests": count, "wall_s": round(wall, 3), "req_per_s": round(count / wall, 1),
-            "lookup_req_per_s": _raw_lookup_rate(base_url, key, count)}
-
-
-def _raw_lookup_rate(base_url: str, key: str, count: int) -> float:
-    """Context for the limit: an authenticated lookup the server must check the key, rate
-    limit and database for (an unknown creator: 404), as most of the suite's requests do."""
-    import httpx
-
-    url = base_url.rstrip("/") + "/creators/00000000-0000-4000-8000-000000000000"
-    with httpx.Client(headers={"Authorization": f"Bearer {key}"}) as client:
-        client.get(url)
-        start = time.perf_counter()
-        for _ in range(count):
-            client.get(url)
-        return round(count / (time.perf_counter() - start), 1)
+            "lookup_req_per_s": round(count / lookup, 1)}
 
 
 # --- the benchmark ---------------------------------------------------------------------------
