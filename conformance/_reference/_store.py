@@ -118,6 +118,8 @@ CREATE TABLE links (
     creator_id TEXT NOT NULL,
     linked_at TEXT NOT NULL
 );
+-- deleting a creator and listing its accounts look links up by creator
+CREATE INDEX links_by_creator ON links (creator_id);
 CREATE TABLE idempotency (
     org TEXT NOT NULL,
     route TEXT NOT NULL,
