@@ -46,24 +46,41 @@ def test_remaining_goes_down_as_requests_are_made(api: ApiClient) -> None:
         )
 
 
+#: requests the other key makes per attempt, and how many attempts may look shared
+OTHER_KEY_REQUESTS = 4
+PER_KEY_ATTEMPTS = 3
+
+
 @pytest.mark.requirement("RL-PER-KEY")
-def test_one_keys_requests_do_not_use_up_anothers_window(api: ApiClient, observe) -> None:
-    before, reset_before = _remaining(_probe(api))
-    others = 4
-    for _ in range(others):
-        _probe(api, Principal.READONLY)
-    after_exchange = _probe(api)
-    after, reset_after = _remaining(after_exchange)
-    if reset_before != reset_after:
-        observe("the rate-limit window rolled over during the check; per-key not judged")
-        return
-    if before - after >= others + 1:
-        raise ExpectationFailed(
-            "RL-PER-KEY",
-            f"the write key's Remaining fell from {before} to {after} while another key made "
-            f"{others} requests",
-            after_exchange,
+def test_one_keys_requests_do_not_use_up_anothers_window(api: ApiClient) -> None:
+    """If the windows were shared, the write key's Remaining would fall by at least the other
+    key's requests plus its own probe in *every* attempt. Someone else using the write key at
+    the same time (another xdist worker, another CI job on staging) can only make it fall
+    further, so one attempt with a smaller fall proves the windows apart; a conforming server
+    is never failed for concurrent traffic, and a shared window fails every attempt."""
+    falls: list[int] = []
+    for _ in range(PER_KEY_ATTEMPTS):
+        before, reset_before = _remaining(_probe(api))
+        for _ in range(OTHER_KEY_REQUESTS):
+            _probe(api, Principal.READONLY)
+        after_exchange = _probe(api)
+        after, reset_after = _remaining(after_exchange)
+        if reset_before != reset_after:
+            continue  # the window rolled over in between: this attempt tells nothing
+        if before - after < OTHER_KEY_REQUESTS + 1:
+            return
+        falls.append(before - after)
+    if not falls:
+        pytest.skip(
+            f"the rate-limit window rolled over during each of {PER_KEY_ATTEMPTS} attempts, "
+            "so RL-PER-KEY could not be judged (it needs a window longer than a few requests)"
         )
+    raise ExpectationFailed(
+        "RL-PER-KEY",
+        f"the write key's Remaining fell by {falls} in {len(falls)} attempts while another "
+        f"key made {OTHER_KEY_REQUESTS} requests in each",
+        after_exchange,
+    )
 
 
 def _disruptive_budget(
