@@ -39,15 +39,16 @@ class ReplayOutcome:
 class _Replayer:
     client: httpx.Client
     credentials: Credentials
-    recorded_base: str
+    recorded_bases: tuple[str, ...]
     base_url: str
     ids: dict[str, str] = field(default_factory=dict)
     created: list[tuple[str, Principal]] = field(default_factory=list)
 
     def url(self, recorded: str) -> str:
         url = recorded
-        if self.recorded_base and url.startswith(self.recorded_base):
-            url = self.base_url + url[len(self.recorded_base) :]
+        base = next((b for b in self.recorded_bases if b and url.startswith(b)), None)
+        if base is not None:
+            url = self.base_url + url[len(base) :]
         return self._rebind(url)
 
     def _rebind(self, text: str) -> str:
@@ -200,6 +201,14 @@ def _describe(index: int, exchange: Exchange, violation: Any) -> str:
     )
 
 
+def recorded_bases(document: dict[str, Any]) -> tuple[str, ...]:
+    """The base URLs the run's requests went to: the target's and, under pytest-xdist, each
+    worker's (an embedded server each); replay sends all of them to the one target."""
+    workers = document["run"].get("workers") or []
+    bases = [document["target"]["base_url"], *(w["base_url"] for w in workers)]
+    return tuple(dict.fromkeys(b.rstrip("/") for b in bases if b))
+
+
 def replay(
     document: dict[str, Any],
     *,
@@ -214,6 +223,6 @@ def replay(
         raise ConfigurationError("the results name no target: pass --base-url")
     chosen = failed_tests(document, test)
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        replayer = _Replayer(client, credentials, recorded, target)
+        replayer = _Replayer(client, credentials, recorded_bases(document), target)
         for entry in chosen:
             yield replay_test(entry, replayer)

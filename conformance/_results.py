@@ -137,11 +137,22 @@ def requirement_ids_in(message: str) -> list[str]:
     return list(dict.fromkeys(REQUIREMENT_TAG.findall(message)))
 
 
+@dataclass(frozen=True)
+class WorkerRun:
+    """One pytest-xdist worker's share of a run: its own run id (the tag of the test data it
+    made, which ``cleanup --run-id`` needs) and its target (its own embedded server, if any)."""
+
+    id: str
+    run_id: str
+    base_url: str
+
+
 @dataclass
 class RunResults:
     catalogue: dict[str, Requirement]
     base_url: str = ""
-    run_id: str = ""
+    run_id: str = ""  #: under xdist, the workers' run ids, separated by spaces
+    workers: list[WorkerRun] = field(default_factory=list)  #: empty without xdist
     started_at: float = field(default_factory=time.time)
     finished_at: float = 0.0
     tests: dict[str, TestResult] = field(default_factory=dict)
@@ -153,6 +164,16 @@ class RunResults:
         for secret in self.secrets:
             text = text.replace(secret, "***")
         return text
+
+    def mask_all(self, value: Any) -> Any:
+        """Mask every string inside a JSON-like value (dicts, lists, strings)."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, dict):
+            return {k: self.mask_all(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.mask_all(v) for v in value]
+        return value
 
     def test(self, nodeid: str, requirements: list[str] | None = None) -> TestResult:
         if nodeid not in self.tests:

@@ -4,9 +4,12 @@ Each worker is a whole pytest session of its own: it starts its own embedded ref
 (or shares the given base URL), draws its own run id, creates and deletes its own test data,
 and judges its own exchanges. What needs care is what is *shared*:
 
-- the per-requirement table and the verdict belong to the controller, which never runs a
-  test: workers put what the table needs on each report (``user_properties``), and the
-  controller rebuilds the run's results from the reports it receives;
+- the per-requirement table, the verdict and the reports belong to the controller, which
+  never runs a test: workers put what it needs on each test's reports (``user_properties``:
+  the requirement ids, and with the teardown report the worker's already masked evidence, see
+  :func:`shipped`), and each worker's run id and target in its ``workeroutput``; the controller
+  rebuilds the run's results from those;
+- the fuzzing seed: the controller's (the one its header prints) is given to every worker;
 - an ids file (``--ids-file``) is read by every worker, and an account may be linked only
   once, so each worker takes its own slice of the accounts.
 
@@ -16,15 +19,25 @@ Registered by the plugin (:func:`register`) only when xdist is loaded.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Generator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
 
+from conformance._config import ConfigurationError
 from conformance._provisioning import IdPool
+from conformance._rerun import RERUN_PROPERTY
+from conformance._results import ExchangeRecord, FailureRecord, RunResults, TestResult, WorkerRun
 
-WARNINGS_PROPERTY = "warnings"
-MESSAGE_PROPERTY = "message"
+#: worker -> controller only: the controller takes it off the report before JUnit sees it
+RESULT_PROPERTY = "creatoraudit_result"
+#: the key of a worker's run id and target in its ``workeroutput``
+WORKER_OUTPUT = "creatoraudit"
+#: the key of the controller's fuzzing seed in a worker's ``workerinput``
+SEED_INPUT = "creatoraudit_seed"
+FAILED_OUTCOMES = frozenset({"failed", "error"})
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -49,70 +62,185 @@ def worker_share(pool: IdPool | None, config: pytest.Config) -> IdPool | None:
     return pool
 
 
+def given_seed(config: pytest.Config) -> int | None:
+    """On a worker, the controller's fuzzing seed, so that the seed the header prints is the
+    one every worker used (``--seed`` then repeats the run)."""
+    workerinput = getattr(config, "workerinput", {})
+    seed = workerinput.get(SEED_INPUT)
+    return int(seed) if seed is not None else None
+
+
+def shipped(test: TestResult, results: RunResults) -> dict[str, Any]:
+    """What a worker knows of a test that pytest's reports do not carry: its readings and, when
+    it failed, its message and evidence (the recorded exchanges, the failing step). Masked
+    here, with the worker's keys: the controller never learns an embedded server's keys."""
+    data: dict[str, Any] = {"warnings": test.warnings, "observations": test.observations}
+    if test.outcome in FAILED_OUTCOMES:
+        data["message"] = test.message
+        data["failure"] = asdict(test.failure) if test.failure else None
+        data["exchanges"] = [asdict(x) for x in test.exchanges]
+    return dict(results.mask_all(data))
+
+
+def adopt(test: TestResult, data: dict[str, Any]) -> None:
+    """On the controller: take a worker's :func:`shipped` data into the test's result."""
+    test.warnings = list(data["warnings"])
+    test.observations = list(data["observations"])
+    if "message" in data:
+        test.message = data["message"]
+        test.failure = FailureRecord(**data["failure"]) if data["failure"] else None
+        test.exchanges = [ExchangeRecord(**x) for x in data["exchanges"]]
+
+
+def _take_property(report: pytest.TestReport, name: str) -> Any:
+    """Remove a property from the report and return its value (None when absent)."""
+    found = [value for key, value in report.user_properties if key == name]
+    report.user_properties = [(k, v) for k, v in report.user_properties if k != name]
+    return found[0] if found else None
+
+
+def _crash_message(report: pytest.TestReport) -> str:
+    """The failure's own message when a report came without the worker's (a worker crashed):
+    the crash line, not the ``[gw0] linux -- Python ...`` header xdist puts first."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return str(crash.message) if crash is not None else report.longreprtext[:500]
+
+
+def _worker_number(worker_id: str) -> int:
+    return int(worker_id.removeprefix("gw") or 0)
+
+
 class XdistResults:
     """The plugin's xdist half: one instance per pytest process (controller or worker)."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.seen: dict[str, Any] = {}  # nodeid -> TestResult, on the controller
+        self.started_at = time.time()
+        self.seen: dict[str, TestResult] = {}  # nodeid -> result, on the controller
+        self.collected: list[str] = []  # node ids in collection order, on the controller
+        self.workers: dict[str, dict[str, str]] = {}  # worker id -> its run id and target
+
+    # --- on a worker ---------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        """On a worker, after the plugin filled in the report: add what the controller's
-        table needs and the plugin does not already send (skips, warnings, the message)."""
+        """After the plugin filled in the report: add what the controller needs and the plugin
+        does not already send. The evidence goes with the teardown report: it is always sent,
+        and the re-run (``_rerun``) may have turned the call report into a failure after it
+        was made (a flaky check), so only then is the test's outcome final."""
         report = yield
         if not is_worker(self.config):
             return report
-        from conformance.plugin import _CURRENT
+        from conformance.plugin import _CURRENT, RESULTS
 
         test = item.stash.get(_CURRENT, None)
-        if test is None:
+        results = self.config.stash.get(RESULTS, None)
+        if test is None or results is None:
             return report
         names = {name for name, _ in report.user_properties}
         if report.skipped and "requirements" not in names:
             report.user_properties.append(("requirements", " ".join(test.requirements)))
-        if report.failed and test.message:
-            report.user_properties.append((MESSAGE_PROPERTY, test.message))
-        if report.when == "teardown" and test.warnings:
-            report.user_properties.append((WARNINGS_PROPERTY, json.dumps(test.warnings)))
+        if report.when == "teardown":
+            report.user_properties.append((RESULT_PROPERTY, json.dumps(shipped(test, results))))
         return report
 
+    def pytest_sessionfinish(self) -> None:
+        """On a worker: its run id and target go to the controller with ``workeroutput``.
+        (On the controller, which runs this before the plugin writes the reports: complete
+        the results with what only the workers know.)"""
+        from conformance.plugin import RESULTS
+
+        results = self.config.stash.get(RESULTS, None)
+        if is_worker(self.config) and results is not None and results.run_id:
+            self.config.workeroutput[WORKER_OUTPUT] = {  # type: ignore[attr-defined]
+                "run_id": results.run_id, "base_url": results.mask(results.base_url),
+            }
+        elif is_controller(self.config) and results is not None:
+            self._in_collection_order(results)
+            self._describe_workers(results)
+
+    # --- on the controller ---------------------------------------------------------------
+
+    def pytest_configure_node(self, node: Any) -> None:
+        from conformance.plugin import fuzzing_seed
+
+        node.workerinput[SEED_INPUT] = fuzzing_seed(self.config)
+
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self.collected = self.collected or list(ids)
+
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
+        if output:
+            self.workers[str(node.workerinput["workerid"])] = dict(output)
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """On the controller: rebuild each test's result from its workers' reports. A test
-        joins the run's results once a report names its requirements (the plugin sends them
-        with the teardown report); outcomes seen before that are kept until then."""
+        """Rebuild each test's result from its workers' reports. A test joins the run's
+        results once a report names its requirements (the plugin sends them with the
+        teardown report); outcomes seen before that are kept until then. Runs first, so that
+        the worker's evidence is taken off the report before JUnit or anyone else sees it."""
         if not is_controller(self.config):
             return
-        from conformance._results import TestResult
         from conformance.plugin import _skip_reason
 
+        data = _take_property(report, RESULT_PROPERTY)
         properties = {name: value for name, value in report.user_properties}
         test = self.seen.setdefault(report.nodeid, TestResult(report.nodeid, []))
         first_failure = test.record_phase(
             when=report.when, duration=report.duration, skipped=report.skipped,
             failed=report.failed, skip_reason=_skip_reason(report) if report.skipped else "",
         )
-        if first_failure:
-            test.message = str(properties.get(MESSAGE_PROPERTY, "")) or report.longreprtext[:500]
+        if first_failure:  # until the worker's own message comes with the teardown report
+            test.message = _crash_message(report)
         if properties.get("broken"):
             test.broken = str(properties["broken"]).split()
-        if WARNINGS_PROPERTY in properties:
-            test.warnings.extend(json.loads(str(properties[WARNINGS_PROPERTY])))
+        if properties.get(RERUN_PROPERTY):
+            test.rerun = str(properties[RERUN_PROPERTY])
+        if data is not None:
+            adopt(test, json.loads(str(data)))
         if "requirements" in properties:
             test.requirements = str(properties["requirements"]).split()
             self._results().tests[report.nodeid] = test
 
-    def _results(self) -> Any:
+    def _results(self) -> RunResults:
         from conformance._requirements import load_catalogue
-        from conformance._results import RunResults
         from conformance.plugin import RESULTS
 
         results = self.config.stash.get(RESULTS, None)
         if results is None:
-            results = self.config.stash[RESULTS] = RunResults(load_catalogue())
+            results = RunResults(load_catalogue(), started_at=self.started_at)
+            results.secrets = self._given_secrets()
+            self.config.stash[RESULTS] = results
         return results
+
+    def _given_secrets(self) -> list[str]:
+        """The keys given to the run, so the controller masks them too (the workers mask
+        everything they send; an embedded server's keys are known to its worker only)."""
+        from conformance.plugin import suite_config_from
+
+        try:
+            return suite_config_from(self.config).credentials.secrets()
+        except ConfigurationError:
+            return []
+
+    def _in_collection_order(self, results: RunResults) -> None:
+        """Tests in the order a run without xdist lists them, not the order workers finished."""
+        rank = {nodeid: i for i, nodeid in enumerate(self.collected)}
+        ordered = sorted(results.tests.items(), key=lambda kv: rank.get(kv[0], len(rank)))
+        results.tests = dict(ordered)
+
+    def _describe_workers(self, results: RunResults) -> None:
+        """Each worker's run id and target. The run id lists them all; the target is the one
+        URL the workers shared, or (an embedded server each) the first worker's."""
+        results.workers = [
+            WorkerRun(worker, **self.workers[worker])
+            for worker in sorted(self.workers, key=_worker_number)
+        ]
+        results.run_id = " ".join(w.run_id for w in results.workers)
+        results.base_url = results.workers[0].base_url if results.workers else ""
 
 
 def register(config: pytest.Config) -> None:

@@ -249,10 +249,15 @@ def _check_fuzzing_options(config: pytest.Config) -> None:
 
 
 def fuzzing_seed(config: pytest.Config) -> int:
-    """The run's seed: --seed, or one drawn once per session and shown in the header."""
+    """The run's seed: --seed, or one drawn once per session and shown in the header (under
+    xdist, drawn by the controller and given to the workers)."""
+    from conformance._xdist import given_seed
+
     seed = config.getoption("creatoraudit_seed")
     if seed is None:
         seed = config.stash.get(_FUZZ_SEED, None)
+    if seed is None:
+        seed = given_seed(config)
     if seed is None:
         import random
 
@@ -605,7 +610,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results.finished_at = time.time()
     if exitstatus == pytest.ExitCode.TESTS_FAILED and results.verdict().conforms_must:
         session.exitstatus = pytest.ExitCode.OK
-    _write_reports(session.config, results)
+    if not hasattr(session.config, "workerinput"):  # an xdist worker's share is not the run
+        _write_reports(session.config, results)
 
 
 # --- reports ---------------------------------------------------------------------------------

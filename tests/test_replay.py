@@ -6,9 +6,12 @@ import io
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
+from conformance._config import Credentials
 from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
+from conformance._replay import _Replayer, recorded_bases
 from conformance._resources import scenarios_dir
 from conformance.cli import EXIT_CANNOT_RUN, EXIT_CONFORMS, EXIT_FAILS, run_cli
 
@@ -85,3 +88,18 @@ def test_unknown_test_is_exit_2(tmp_path: Path, pytester: pytest.Pytester) -> No
     assert code == EXIT_CANNOT_RUN and "no failed test 'no_such_test'" in err
     document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
     assert document["verdict"]["conforms_must"] is True
+
+
+def test_replay_sends_every_xdist_workers_requests_to_the_one_target() -> None:
+    gw0, gw1 = "http://127.0.0.1:4001/v2", "http://127.0.0.1:4002/v2"
+    document = {
+        "target": {"base_url": gw0},
+        "run": {"workers": [{"id": "gw0", "run_id": "a", "base_url": gw0},
+                            {"id": "gw1", "run_id": "b", "base_url": gw1 + "/"}]},
+    }
+    assert recorded_bases(document) == (gw0, gw1)
+    with httpx.Client() as client:
+        replayer = _Replayer(client, Credentials(), recorded_bases(document), "http://new/v2")
+        assert replayer.url(f"{gw1}/creators") == "http://new/v2/creators"
+        assert replayer.url(f"{gw0}/accounts") == "http://new/v2/accounts"
+    assert recorded_bases({"target": {"base_url": gw0}, "run": {}}) == (gw0,)

@@ -70,6 +70,7 @@ def build_document(results: RunResults, metadata: RunMetadata) -> dict[str, Any]
             "duration": round(max(finished - results.started_at, 0.0), 3),
             "seed": metadata.seed,
             "profile": metadata.profile,
+            **_workers(results),
         },
         "verdict": {
             "conforms_must": verdict.conforms_must,
@@ -96,6 +97,18 @@ def build_document(results: RunResults, metadata: RunMetadata) -> dict[str, Any]
     }
 
 
+def _workers(results: RunResults) -> dict[str, Any]:
+    """Under pytest-xdist, each worker's run id and target; nothing without it."""
+    if not results.workers:
+        return {}
+    return {
+        "workers": [
+            {"id": w.id, "run_id": w.run_id, "base_url": results.mask(w.base_url)}
+            for w in results.workers
+        ]
+    }
+
+
 def _test_entry(test: TestResult, results: RunResults, metadata: RunMetadata) -> dict[str, Any]:
     failed = test.outcome in FAILED_OUTCOMES
     return {
@@ -114,23 +127,13 @@ def _test_entry(test: TestResult, results: RunResults, metadata: RunMetadata) ->
                 "seed": metadata.seed,
                 "step": test.failure.step if test.failure else None,
                 "expected_status": test.failure.expected_status if test.failure else None,
-                "exchanges": [_masked(asdict(x), results) for x in test.exchanges],
+                # masked once more: a last line of defence for the files
+                "exchanges": [results.mask_all(asdict(x)) for x in test.exchanges],
             }
             if failed
             else None
         ),
     }
-
-
-def _masked(value: Any, results: RunResults) -> Any:
-    """Mask every string in a record once more: a last line of defence for the files."""
-    if isinstance(value, str):
-        return results.mask(value)
-    if isinstance(value, dict):
-        return {k: _masked(v, results) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_masked(v, results) for v in value]
-    return value
 
 
 def write_json(document: dict[str, Any], path: Path) -> Path:
