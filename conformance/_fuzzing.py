@@ -45,11 +45,16 @@ class Profile:
     fuzz_examples: int
     machine_examples: int
     machine_steps: int
+    #: the state machine's examples split into this many test items (each its own seed), so
+    #: pytest-xdist can spread a long run over workers; one item when the budget is small
+    machine_shards: int = 1
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
     "smoke": Profile("smoke", fuzz_examples=5, machine_examples=8, machine_steps=25),
-    "full": Profile("full", fuzz_examples=300, machine_examples=150, machine_steps=50),
+    "full": Profile(
+        "full", fuzz_examples=300, machine_examples=150, machine_steps=50, machine_shards=4
+    ),
 }
 
 #: Built-in checks left out, and why.

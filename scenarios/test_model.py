@@ -3,6 +3,7 @@ ownership, must get exactly the answers the document gives (see conformance._mod
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -19,6 +20,27 @@ def available_keys(api: ApiClient) -> tuple[Any, ...]:
     return tuple(principal for principal in KEYS_TRIED if api.has_key(principal))
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A profile with several machine shards runs the machine as that many test items, each
+    with its share of the examples and its own seed: under pytest-xdist they go to different
+    workers, in one process they add up to the same budget."""
+    if "machine_shard" not in metafunc.fixturenames:
+        return
+    shards = PROFILE_SETTINGS[metafunc.config.getoption("creatoraudit_profile")].machine_shards
+    if shards > 1:
+        metafunc.parametrize(
+            "machine_shard",
+            [(index, shards) for index in range(shards)],
+            ids=[f"shard{index + 1}of{shards}" for index in range(shards)],
+        )
+
+
+@pytest.fixture
+def machine_shard() -> tuple[int, int]:
+    """The one shard of a profile that does not split the machine."""
+    return (0, 1)
+
+
 @pytest.mark.requirement(
     "LINK-FIRST-201",
     "LINK-RELINK-200",
@@ -31,14 +53,17 @@ def available_keys(api: ApiClient) -> tuple[Any, ...]:
     "AUTH-SCOPE-403",
 )
 def test_every_answer_matches_the_ownership_model(
-    request: pytest.FixtureRequest, api: ApiClient, data: Any
+    request: pytest.FixtureRequest, api: ApiClient, data: Any, machine_shard: tuple[int, int]
 ) -> None:
     config = request.config
     profile = PROFILE_SETTINGS[config.getoption("creatoraudit_profile")]
+    index, shards = machine_shard
 
     def provision(kind: str, org: str) -> str:
         return data.creator(org) if kind == "creator" else data.account(org)
 
-    machine = machine_for(api, provision, available_keys(api), fuzzing_seed(config))
+    seed = fuzzing_seed(config) + index  # shard 0 keeps the run's seed
+    machine = machine_for(api, provision, available_keys(api), seed)
     examples = config.getoption("creatoraudit_max_examples") or profile.machine_examples
-    run_link_machine(machine, max_examples=examples, steps=profile.machine_steps)
+    share = math.ceil(examples / shards)
+    run_link_machine(machine, max_examples=share, steps=profile.machine_steps)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from conformance._fuzzing import PROFILE_SETTINGS
 from conformance._resources import scenarios_dir
 from conformance.cli import run_cli
 
@@ -134,3 +135,33 @@ def test_unusable_spec_stops_the_run_with_one_line_and_exit_2(
     assert code == 2
     lines = stderr.getvalue().strip().splitlines()
     assert len(lines) == 1 and str(spec) in lines[0], lines
+
+
+class MachineRuns:
+    """Records the examples budget and seed of every state-machine run."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, int]] = []
+
+    def record(self, machine: Any, max_examples: int, steps: int) -> None:
+        self.runs.append((max_examples, machine._hypothesis_internal_use_seed))
+
+
+def test_full_profile_splits_the_machine_into_seeded_shards(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several test items (so xdist can spread them), their budgets adding up to the profile's
+    and each with a seed of its own; smoke keeps one item with the run's seed."""
+    import conformance._model as model
+
+    for profile, shards in (("full", 4), ("smoke", 1)):
+        runs = MachineRuns()
+        monkeypatch.setattr(model, "run_link_machine", runs.record)
+        recorder = run_engines(
+            pytester, "--profile", profile, "--seed", "7", "-k", MODEL_TEST, "-p", "no:xdist"
+        )
+        passed, _, failed = recorder.listoutcomes()
+        assert not failed and len(passed) == shards
+        budget = PROFILE_SETTINGS[profile].machine_examples
+        assert sum(examples for examples, _ in runs.runs) >= budget
+        assert sorted(seed for _, seed in runs.runs) == list(range(7, 7 + shards))
