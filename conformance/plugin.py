@@ -693,10 +693,14 @@ def _write_reports(config: pytest.Config, results: RunResults) -> None:
     report_dir = config.getoption(REPORT_DIR_OPTION, None)
     if not report_dir:
         return
+    import dataclasses
+
     from conformance._reporting import RunMetadata, write_reports
 
+    # the seed the run used, also when it was drawn rather than given (the header printed it)
+    metadata = dataclasses.replace(RunMetadata.from_config(config), seed=fuzzing_seed(config))
     try:
-        written = write_reports(results, RunMetadata.from_config(config), Path(report_dir))
+        written = write_reports(results, metadata, Path(report_dir))
     except OSError as exc:
         raise pytest.UsageError(f"cannot write reports to {report_dir}: {exc.strerror}") from None
     junit = getattr(config.option, "xmlpath", None)

@@ -76,6 +76,8 @@ def test_failing_run_writes_every_report(
     validate(document)
     assert document["spec"]["sha256"] == sha256_of(spec_path())
     assert document["verdict"]["conforms_must"] is False
+    # no --seed given: the seed drawn and printed in the header is the one recorded
+    result.stdout.fnmatch_lines([f"creatoraudit: profile smoke, seed {document['run']['seed']} *"])
     requirement = {r["id"]: r for r in document["requirements"]}["LINK-RELINK-200"]
     assert requirement["outcome"] == "failed"
     failed = [t for t in document["tests"] if t["outcome"] == "failed"]
@@ -83,6 +85,7 @@ def test_failing_run_writes_every_report(
         "test_relink_to_same_creator_is_idempotent_200"
     ]
     failure = failed[0]["failure"]
+    assert isinstance(failure["seed"], int) and failure["seed"] == document["run"]["seed"]
     step = failure["exchanges"][failure["step"]]
     assert (step["method"], step["status"], failure["expected_status"]) == ("PUT", 201, [200])
     assert step["request_headers"]["authorization"] == "***"
