@@ -124,6 +124,8 @@ class LinkMachine(RuleBasedStateMachine):
     provision: Callable[[str, str | None], str]
     principals: tuple[Principal, ...] = (Principal.FULL,)
     missing_ids_made = 0
+    #: creator role -> id, shared by the runs of one bound machine (see :meth:`id_of`)
+    creators: dict[str, str]
 
     def __init__(self) -> None:
         super().__init__()
@@ -135,12 +137,21 @@ class LinkMachine(RuleBasedStateMachine):
     # -- HTTP ---------------------------------------------------------------------------
 
     def id_of(self, role: str) -> str:
-        """The role's id in this run, created on first use: each run starts from nothing the
-        model does not know, and short (shrunk) runs create little."""
+        """The role's id in this run, created on first use: each run starts with accounts the
+        model knows nothing of, and short (shrunk) runs create little. Creators are made once
+        per machine and kept from run to run (:attr:`creators`): linking never changes what a
+        creator is, so only the accounts need to be new."""
         if role not in self.ids:
             kind = "creator" if role in CREATOR_ROLES else "account"
             org = CREATOR_ROLES.get(role) if kind == "creator" else ACCOUNT_ROLES.get(role)
-            self.ids[role] = self._missing_id(role) if org is None else self.provision(kind, org)
+            if org is None:
+                self.ids[role] = self._missing_id(role)
+            elif kind == "creator":
+                if role not in self.creators:
+                    self.creators[role] = self.provision(kind, org)
+                self.ids[role] = self.creators[role]
+            else:
+                self.ids[role] = self.provision(kind, org)
         return self.ids[role]
 
     def _missing_id(self, role: str) -> str:
@@ -226,7 +237,12 @@ def machine_for(
     bound = type(
         "LinkMachine",
         (LinkMachine,),
-        {"api": api, "provision": staticmethod(provision), "principals": principals},
+        {
+            "api": api,
+            "provision": staticmethod(provision),
+            "principals": principals,
+            "creators": {},
+        },
     )
     return hypothesis.seed(seed)(bound)
 

@@ -119,6 +119,8 @@ class Provisioner:
         self.created: list[tuple[Principal, str]] = []
         self._numbers = count(1)
         self._exit_net = False
+        #: (org, slot) -> a shared owner's id and the exchange that created it (None: an ids file)
+        self._owners: dict[tuple[str, int], tuple[str, Exchange | None]] = {}
 
     def delete_at_exit(self) -> None:
         """A safety net under session teardown: if the process exits with resources still
@@ -149,9 +151,24 @@ class Provisioner:
     def account(self, org: str = "own") -> str:
         return self._new(org, "account")
 
+    def owner(self, org: str = "own", slot: int = 0) -> tuple[str, Exchange | None]:
+        """A creator to link accounts to, made once per session and slot and shared by every
+        test that asks: linking never changes what a creator is (creators of an ids file are
+        reused the same way), so tests that only need a creator to own a fresh account need
+        not make one each, and a shared target is left with fewer resources. Also returns the
+        exchange that created it, so a test's recorded sequence can include it and still
+        replay on its own."""
+        key = (org, slot)
+        if key not in self._owners:
+            self._owners[key] = self._create(org, "creator")
+        return self._owners[key]
+
     def _new(self, org: str, kind: str) -> str:
+        return self._create(org, kind)[0]
+
+    def _create(self, org: str, kind: str) -> tuple[str, Exchange | None]:
         if self.pool is not None:
-            return self.pool.take(org, kind)
+            return self.pool.take(org, kind), None
         principal = ORGS[org]
         if not self.client.has_key(principal):
             raise ProvisioningUnavailable(
@@ -173,7 +190,7 @@ class Provisioner:
                 raise
             resource_id = self._remember(principal, kind, exchange)
         if resource_id is not None:
-            return resource_id
+            return resource_id, exchange
         if exchange.status in ENDPOINT_ABSENT:
             raise ProvisioningUnavailable(
                 f"POST {KINDS[kind]} did not create a {kind} (got {exchange.status}); the "

@@ -381,6 +381,16 @@ class ExchangeJudge:
         if must:
             raise RuleViolation(exchange, must)
 
+    def include(self, exchange: Exchange) -> None:
+        """Record, once, an exchange made before the current test that it builds on (a shared
+        owner's creation): its sequence then shows, and replays, everything it relied on. It
+        was judged when it was made; it is not judged again."""
+        if self.current is None or any(seen is exchange for seen in self.seen):
+            return
+        self.seen.append(exchange)
+        if len(self.current.exchanges) < MAX_RECORDED_EXCHANGES:
+            self.current.exchanges.append(ExchangeRecord.of(exchange))
+
     def _is_soft(self, violation: Violation) -> bool:
         if self.results is None:
             return False
@@ -444,12 +454,14 @@ def _provisioner(
 
 
 class TestData:
-    """Fresh resources for one scenario; a kind the target cannot provide skips the test."""
+    """Resources for one scenario (fresh, but for the shared link owners); a kind the target
+    cannot provide skips the test."""
 
     __test__ = False
 
-    def __init__(self, provisioner: Provisioner) -> None:
+    def __init__(self, provisioner: Provisioner, judge: ExchangeJudge | None = None) -> None:
         self._provisioner = provisioner
+        self._judge = judge
 
     def creator(self, org: str = "own") -> str:
         return self._provisioner.creator(org)
@@ -457,10 +469,18 @@ class TestData:
     def account(self, org: str = "own") -> str:
         return self._provisioner.account(org)
 
+    def owner(self, org: str = "own", slot: int = 0) -> str:
+        """A creator shared by the session's tests, for a test that only links accounts to
+        it (see :meth:`Provisioner.owner`); ``creator()`` when the test reads or changes it."""
+        resource_id, creation = self._provisioner.owner(org, slot)
+        if creation is not None and self._judge is not None:
+            self._judge.include(creation)
+        return resource_id
+
 
 @pytest.fixture
-def data(_provisioner: Provisioner) -> TestData:
-    return TestData(_provisioner)
+def data(_provisioner: Provisioner, _exchange_judge: ExchangeJudge) -> TestData:
+    return TestData(_provisioner, _exchange_judge)
 
 
 @pytest.hookimpl(wrapper=True)

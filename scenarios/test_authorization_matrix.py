@@ -39,7 +39,7 @@ class Operation:
 OPERATIONS: dict[str, Operation] = {
     "link": Operation(
         "PUT",
-        lambda d: link_path(d.creator(), d.account()),
+        lambda d: link_path(d.owner(), d.account()),
         write=True,
         by_id=True,
         published=True,

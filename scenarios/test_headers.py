@@ -28,7 +28,7 @@ def assert_rules_hold(exchange) -> None:  # type: ignore[no-untyped-def]
 def test_sent_request_id_is_echoed(api: ApiClient, data, outcome: str) -> None:
     request_id = f"conformance-echo-{uuid.uuid4().hex}"
     account = data.account() if outcome == "success" else nowhere_id()
-    exchange = api.put(link_path(data.creator(), account), request_id=request_id)
+    exchange = api.put(link_path(data.owner(), account), request_id=request_id)
     expect_status(exchange, 201 if outcome == "success" else 404, "HDR-REQUEST-ID-ECHO")
     echoed = exchange.headers.get_value("x-request-id")
     assert echoed == request_id, f"[HDR-REQUEST-ID-ECHO] sent {request_id!r}, got {echoed!r}"
@@ -36,7 +36,7 @@ def test_sent_request_id_is_echoed(api: ApiClient, data, outcome: str) -> None:
 
 @pytest.mark.requirement("HDR-REQUEST-ID")
 def test_request_id_is_minted_when_none_is_sent(api: ApiClient, data) -> None:
-    exchange = api.put(link_path(data.creator(), nowhere_id()), request_id=False)
+    exchange = api.put(link_path(data.owner(), nowhere_id()), request_id=False)
     assert exchange.headers.get_value("x-request-id"), "[HDR-REQUEST-ID] no X-Request-ID minted"
     assert_rules_hold(exchange)
 
@@ -48,7 +48,7 @@ def test_request_id_is_minted_when_none_is_sent(api: ApiClient, data) -> None:
 def test_authenticated_responses_carry_rate_limit_headers(
     api: ApiClient, data, principal: Principal
 ) -> None:
-    exchange = api.put(link_path(data.creator(), data.account()), principal=principal)
+    exchange = api.put(link_path(data.owner(), data.account()), principal=principal)
     for name in ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset"):
         assert exchange.headers.get_value(name) is not None, f"[RL-HEADERS] {name} missing"
     assert_rules_hold(exchange)
@@ -77,7 +77,7 @@ def test_errors_are_problem_details(
 ) -> None:
     # Existing resources for the scope case, so 404 cannot pre-empt the scope check.
     exists = principal is Principal.READONLY
-    creator = data.creator() if exists else nowhere_id()
+    creator = data.owner() if exists else nowhere_id()
     account = data.account() if exists else nowhere_id()
     exchange = api.put(link_path(creator, account), principal=principal)
     expect_problem(exchange, status, code, "ERR-CODE-STATUS")

@@ -19,7 +19,7 @@ from conformance import (
     "HTTP-PUT-201-LOCATION", "HTTP-JSON-BODY",
 )
 def test_first_link_is_created_with_location(api: ApiClient, data) -> None:
-    path = link_path(data.creator(), data.account())
+    path = link_path(data.owner(), data.account())
     first = api.put(path)
     expect_status(first, 201, "LINK-FIRST-201")
     expect_location(first, api.url(path), "LINK-FIRST-LOCATION")
@@ -28,7 +28,7 @@ def test_first_link_is_created_with_location(api: ApiClient, data) -> None:
 
 @pytest.mark.requirement("LINK-RELINK-200")
 def test_relink_to_same_creator_is_idempotent_200(api: ApiClient, data) -> None:
-    path = link_path(data.creator(), data.account())
+    path = link_path(data.owner(), data.account())
     expect_status(api.put(path), 201, "LINK-FIRST-201")
     answers = [api.put(path) for _ in range(3)]
     for relink in answers:
@@ -42,7 +42,7 @@ def test_relink_to_same_creator_is_idempotent_200(api: ApiClient, data) -> None:
 
 @pytest.mark.requirement("LINK-CONFLICT-409", "LINK-CONFLICT-UNCHANGED", "CODE-409")
 def test_link_to_other_creator_conflicts_and_keeps_owner(api: ApiClient, data) -> None:
-    owner, rival, account = data.creator(), data.creator(), data.account()
+    owner, rival, account = data.owner(), data.owner(slot=1), data.account()
     expect_status(api.put(link_path(owner, account)), 201, "LINK-FIRST-201")
     expect_problem(api.put(link_path(rival, account)), 409, "CONFLICT", "LINK-CONFLICT-409")
     # Nothing moved: the owner still re-links with 200, the rival still conflicts.

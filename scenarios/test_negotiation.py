@@ -17,7 +17,7 @@ from conformance._expect import ExpectationFailed
     ids=["html", "csv-or-xml", "json-refused"],
 )
 def test_accept_without_json_is_406(api: ApiClient, data, accept: str) -> None:
-    exchange = api.put(link_path(data.creator(), data.account()), headers={"Accept": accept})
+    exchange = api.put(link_path(data.owner(), data.account()), headers={"Accept": accept})
     expect_problem(exchange, 406, "NOT_ACCEPTABLE", "NEG-406")
 
 
@@ -48,7 +48,7 @@ ADMITTING_JSON = {
 @pytest.mark.requirement("NEG-ACCEPT-JSON-ADMITTED")
 @pytest.mark.parametrize("accept", list(ADMITTING_JSON.values()), ids=list(ADMITTING_JSON))
 def test_accept_admitting_json_is_served(api: ApiClient, data, accept: str) -> None:
-    exchange = api.put(link_path(data.creator(), data.account()), headers={"Accept": accept})
+    exchange = api.put(link_path(data.owner(), data.account()), headers={"Accept": accept})
     expect_status(exchange, 201, "NEG-ACCEPT-JSON-ADMITTED")
 
 

@@ -76,6 +76,26 @@ def test_cleanup_deletes_tagged_resources_and_nothing_else(
     assert names(client, Principal.FULL) == untagged
 
 
+def test_link_owners_are_made_once_per_slot_and_deleted_with_the_rest(
+    reference: EmbeddedServer, client: ApiClient
+) -> None:
+    """Tests that only link accounts to a creator share one per (organization, slot): fewer
+    requests and fewer resources on a shared target, and cleanup still removes them."""
+    from conformance._config import SuiteConfig
+    from conformance._provisioning import Provisioner
+
+    provisioner = Provisioner(client, SuiteConfig(reference.base_url, client.credentials))
+    first, creation = provisioner.owner()
+    assert creation is not None and creation.status == 201
+    assert creation.json()["data"]["id"] == first
+    assert provisioner.owner() == (first, creation)
+    others = {provisioner.owner(slot=1)[0], provisioner.owner("other")[0]}
+    assert first not in others and len(others) == 2
+    assert len([path for _, path in provisioner if path.startswith("/creators/")]) == 3
+    assert provisioner.cleanup() == []
+    assert find_tagged(client, Principal.FULL) + find_tagged(client, Principal.OTHER_ORG) == []
+
+
 def test_cleanup_pages_through_long_lists(client: ApiClient) -> None:
     for n in range(120):
         create(client, "creator", f"conformance-abcdef01-creator-{n}")
