@@ -372,6 +372,11 @@ class Bench:
             runs += [st_default, st_budget]
         embedded = self.suite("suite-smoke-embedded", None, "smoke")
         runs.append(embedded)
+        if self.options.parallel:
+            # as a user runs it here: no --base-url, so each xdist worker has its own embedded
+            # server (against the one counted server above, that server is the bottleneck)
+            runs.append(self.suite("suite-full-embedded", None, "full"))
+            runs.append(self.suite("suite-full-embedded-n2", None, "full", ["-n", "2"]))
         section["raw"] = raw
         section["scenario_rates"] = [round(m.suite_rate, 1) for m in scenario_runs]
         section["scenario_pairs"] = [
@@ -404,6 +409,9 @@ class Bench:
             walls = {label: run["wall_s"] for label, run in section["runs"].items()}
             section["ratios"]["speedup_smoke_n2"] = _ratio(smoke.wall_s, walls["suite-smoke-n2"])
             section["ratios"]["speedup_full_n2"] = _ratio(full.wall_s, walls["suite-full-n2"])
+            section["ratios"]["speedup_full_embedded_n2"] = _ratio(
+                walls["suite-full-embedded"], walls["suite-full-embedded-n2"]
+            )
         section["targets"] = {
             "smoke_embedded_under_15s": embedded.wall_s < 15.0 and embedded.exit_code == 0,
             "smoke_faster_than_schemathesis_default": verdict_ratio < 1.0,

@@ -14,6 +14,11 @@ from importlib import metadata
 from pathlib import Path
 
 CACHE_ENV_VAR = "CREATORAUDIT_CACHE_DIR"
+#: SHA-256 of the published document the suite ships (spec/openapi.yaml). The suite's own
+#: tests validate it and hold this digest to it (tests/test_spec.py), so a run on a machine
+#: with an empty cache (a fresh CI job) need not validate it again: 0.2-0.3 s of such a run.
+#: Any other content, an edited copy included, is validated as before.
+PUBLISHED_SPEC_SHA256 = "71cc78d045709ef0233afe986f440fc72440afc73fb6229f7d13617b4fe17ebd"
 
 
 def cache_dir() -> Path:
@@ -35,6 +40,8 @@ def _marker(document: bytes) -> Path:
 
 
 def known_valid(document: bytes) -> bool:
+    if hashlib.sha256(document).hexdigest() == PUBLISHED_SPEC_SHA256:
+        return True
     return _marker(document).is_file()
 
 

@@ -18,11 +18,27 @@ def own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return cache
 
 
-def test_valid_spec_is_remembered_by_content(own_cache: Path) -> None:
+def test_valid_spec_is_remembered_by_content(tmp_path: Path, own_cache: Path) -> None:
+    copy = tmp_path / "vendor.yaml"  # valid, but not the published bytes
+    copy.write_bytes(spec_path().read_bytes() + b"# a vendor's copy\n")
+    validate_spec(copy)
+    assert len(list(own_cache.glob("valid-spec-*"))) == 1
+    validate_spec(copy)  # answered from the cache
+    assert len(list(own_cache.glob("valid-spec-*"))) == 1
+
+
+def test_published_spec_is_not_validated_again(
+    own_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The suite's own tests validate it (test_spec.py); a run takes it as valid, cache or no."""
+    import openapi_spec_validator
+
+    def refuse(document: object) -> None:
+        raise AssertionError("the published spec was validated again")
+
+    monkeypatch.setattr(openapi_spec_validator, "validate", refuse)
     validate_spec(spec_path())
-    assert len(list(own_cache.glob("valid-spec-*"))) == 1
-    validate_spec(spec_path())  # answered from the cache
-    assert len(list(own_cache.glob("valid-spec-*"))) == 1
+    assert not list(own_cache.glob("valid-spec-*"))
 
 
 def test_invalid_spec_is_never_remembered(tmp_path: Path, own_cache: Path) -> None:
