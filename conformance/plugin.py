@@ -834,7 +834,10 @@ def _add_safety_options(group: pytest.OptionGroup) -> None:
 
 def _register_safety_plugins(config: pytest.Config) -> None:
     from conformance import _guard, _rerun
+    from conformance._gctune import RunCollector
 
     for module, name in ((_guard, "creatoraudit-guard"), (_rerun, "creatoraudit-rerun")):
         if not config.pluginmanager.has_plugin(name):
             config.pluginmanager.register(module, name)
+    if not config.pluginmanager.has_plugin("creatoraudit-gc"):
+        config.pluginmanager.register(RunCollector(), "creatoraudit-gc")
