@@ -408,6 +408,7 @@ class Bench:
             for name in ("cold", "warm")
         )
         section["runs"] = {m.label: m.as_json() for m in runs}
+        section["suite_failed_on_clean"] = _failed_on_clean(runs)
         section["schemathesis_false_failures_on_clean"] = [
             f for f in st_default.failures if f in SCHEMATHESIS_PARTIAL_SPEC_CHECKS
         ]
@@ -504,6 +505,7 @@ class Bench:
         """Time against 1, 10, 50 operations of the same shape, fixed examples per operation."""
         published = self.spec
         rows: dict[str, Any] = {}
+        suite_runs: list[Measured] = []
         for operations in SCALE_OPERATIONS:
             spec = write_generated_spec(published, operations, self.workdir)
             with counted_reference(wrap=lambda app, n=operations: scale_app(app, n)) as server:
@@ -512,11 +514,13 @@ class Bench:
                     extra=["--phases", "examples,fuzzing"],
                 )
                 suite = self.suite_fuzzing_at_scale(operations, server, spec)
+            suite_runs += [suite] if suite else []
             rows[str(operations)] = {
                 "schemathesis": st.as_json(),
                 "suite_fuzzing": suite.as_json() if suite else None,
             }
         return {"examples_per_operation": SCALE_EXAMPLES, "by_operations": rows,
+                "suite_failed_on_clean": _failed_on_clean(suite_runs),
                 "schemathesis": _growth(rows, "schemathesis"),
                 "suite_fuzzing": _growth(rows, "suite_fuzzing")}
 
@@ -539,6 +543,12 @@ def _smoke_examples() -> int:
     from conformance._fuzzing import PROFILE_SETTINGS  # type: ignore[import-not-found]
 
     return int(PROFILE_SETTINGS["smoke"].fuzz_examples)
+
+
+def _failed_on_clean(runs: list[Measured]) -> list[str]:
+    """The suite's runs that did not conform on a clean target: a timing taken from one of
+    them includes re-runs and shrinking, and the failure itself is a defect to look at."""
+    return [m.label for m in runs if "suite" in m.label and m.exit_code != 0]
 
 
 def _ratio(a: float, b: float) -> float:
@@ -599,6 +609,11 @@ def print_table(results: dict[str, Any]) -> None:
     help_ = results["help"]
     print(f"target {'help_under_1s':39} {'met' if help_['met'] else 'NOT met'} "
           f"({help_['wall_s']:.2f}s)")
+    failed = clean.get("suite_failed_on_clean", []) + results.get("scale", {}).get(
+        "suite_failed_on_clean", []
+    )
+    if failed:
+        print("WARNING: the suite did not conform on a clean target in: " + ", ".join(failed))
     if clean["schemathesis_false_failures_on_clean"]:
         print("schemathesis false failures on the clean server (partial spec): "
               + ", ".join(clean["schemathesis_false_failures_on_clean"]))
