@@ -206,3 +206,19 @@ def test_every_worker_fuzzes_with_the_seed_the_header_prints(pytester: pytest.Py
     assert printed is not None, header
     used = [p.read_text() for p in sorted(pytester.path.glob("seed-gw*"))]
     assert used == [printed.group(1)] * 2
+
+
+def test_the_cli_runs_with_two_workers(tmp_path: Path) -> None:
+    """`creatoraudit-conformance run -n 2` as the README gives it (xdist is a dependency)."""
+    import io
+
+    from conformance.cli import run_cli
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run_cli(
+        ["run", "--report-dir", str(tmp_path), "-q", "-n", "2", "-k", "relink"], out, err
+    )
+    assert code == 0, err.getvalue()
+    assert "conforms" in out.getvalue()
+    document = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    assert document["run"]["workers"]  # only an xdist run lists workers (those that ran tests)
