@@ -630,8 +630,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results.finished_at = time.time()
     if exitstatus == pytest.ExitCode.TESTS_FAILED and results.verdict().conforms_must:
         session.exitstatus = pytest.ExitCode.OK
+    if exitstatus in NO_VERDICT:  # nothing was judged: a report would say "conforms"
+        return
     if not hasattr(session.config, "workerinput"):  # an xdist worker's share is not the run
         _write_reports(session.config, results)
+
+
+#: session outcomes that judged nothing: no report is written, so none can read as a pass
+NO_VERDICT = frozenset(
+    {
+        pytest.ExitCode.USAGE_ERROR,
+        pytest.ExitCode.INTERNAL_ERROR,
+        pytest.ExitCode.NO_TESTS_COLLECTED,
+    }
+)
 
 
 # --- reports ---------------------------------------------------------------------------------

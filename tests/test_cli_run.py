@@ -163,3 +163,25 @@ def test_bad_option_value_is_one_line_and_exit_2(args: list[str]) -> None:
     assert run_cli(["run", *args], out, err) == 2
     assert err.getvalue().count("\n") == 1 and args[0].split("=")[0] in err.getvalue()
     assert out.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--max-examples", "-3"], ["-k", "nothing_is_called_this"]],
+    ids=["examples-negative", "nothing-selected"],
+)
+def test_a_run_that_judged_nothing_writes_no_report(
+    args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exit 2 with no report: a results.json or job summary saying "conforms" would read as a
+    pass next to the failed job."""
+    import io
+
+    from conformance.cli import run_cli
+
+    step_summary = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    reports = tmp_path / "reports"
+    assert run_cli(["run", "--report-dir", str(reports), *args], io.StringIO(), io.StringIO()) == 2
+    assert not [p.name for p in reports.glob("*") if p.name != "junit.xml"]
+    assert not step_summary.exists()
