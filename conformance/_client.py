@@ -6,6 +6,7 @@ the rules, so a response is judged the same way whichever test produced it.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import socket
 import time
@@ -88,12 +89,9 @@ class ApiClient:
         # loopback, a tenth of a round trip) for nothing the suite wants. Redirects are never
         # followed and no cookie is carried from one request to the next, so each request is
         # exactly what its scenario wrote.
-        self._transport: httpx.BaseTransport = transport or httpx.HTTPTransport(
-            limits=httpx.Limits(max_keepalive_connections=1),
-            # a plain-http target never uses TLS: skip loading the CA bundle (~0.1-0.3 s per
-            # session and per xdist worker, measured); https targets verify as before
-            verify=not self.base_url.startswith("http://"),
-        )
+        self._injected = transport
+        self._transport: httpx.BaseTransport = transport or self._new_transport()
+        self._owns_transport = True
 
     @classmethod
     def for_config(
@@ -107,8 +105,28 @@ class ApiClient:
             limits=limits,
         )
 
+    def _new_transport(self) -> httpx.BaseTransport:
+        return httpx.HTTPTransport(
+            limits=httpx.Limits(max_keepalive_connections=1),
+            # a plain-http target never uses TLS: skip loading the CA bundle (~0.1-0.3 s per
+            # session and per xdist worker, measured); https targets verify as before
+            verify=not self.base_url.startswith("http://"),
+        )
+
     def close(self) -> None:
-        self._transport.close()
+        if self._owns_transport:
+            self._transport.close()
+
+    def fork(self) -> ApiClient:
+        """A client for another thread: its own connection, everything else shared with this
+        one (request ids, budget, pacing, log, observers), so what it sends is counted, logged
+        and judged as this client's own. The cleanup deletes over a few of them at once."""
+        twin = copy.copy(self)
+        twin._socket = None
+        # an injected transport (a test's mock) is shared; closing the fork must not close it
+        twin._transport = self._injected or self._new_transport()
+        twin._owns_transport = self._injected is None
+        return twin
 
     def observe(self, observer: Observer) -> None:
         """Call ``observer`` with every exchange (the rules, the result collector)."""

@@ -106,19 +106,23 @@ class RequestBudget:
         self.limit = limit
         self.sent = 0
         self.reserved = 0
+        # the cleanup's connections (ApiClient.fork) spend from this one budget at once
+        self._lock = threading.Lock()
 
     def take(self, *, reserved: bool = False) -> None:
-        if reserved and self.reserved > 0:
-            self.reserved -= 1
-        elif self.limit is not None and self.sent + self.reserved >= self.limit:
-            raise BudgetExhausted(
-                f"the request budget of {self.limit} (--max-requests) is spent: "
-                f"{self.sent} sent, {self.reserved} kept for cleanup"
-            )
-        self.sent += 1
+        with self._lock:
+            if reserved and self.reserved > 0:
+                self.reserved -= 1
+            elif self.limit is not None and self.sent + self.reserved >= self.limit:
+                raise BudgetExhausted(
+                    f"the request budget of {self.limit} (--max-requests) is spent: "
+                    f"{self.sent} sent, {self.reserved} kept for cleanup"
+                )
+            self.sent += 1
 
     def reserve(self) -> None:
-        self.reserved += 1
+        with self._lock:
+            self.reserved += 1
 
     def can_reserve(self, needed: int) -> bool:
         """Room for ``needed`` more requests plus the reservation that follows them."""

@@ -31,6 +31,10 @@ KINDS = {"creator": "/creators", "account": "/accounts"}
 #: Answers that mean "this target has no such create endpoint": skip. Anything else a create
 #: answers (a redirect, a 5xx, a 2xx without an id) is the target's fault: the check fails.
 ENDPOINT_ABSENT = frozenset({404, 405, 501})
+#: connections the cleanup deletes over at once (a remote target's round trips overlap)
+CLEANUP_CONNECTIONS = 4
+#: the order of the cleanup's waves, by path
+DELETION_ORDER = ("/accounts/", "/creators/")
 
 
 class ProvisioningFailed(AssertionError):
@@ -135,7 +139,7 @@ class Provisioner:
             return
         count_before = len(self.created)
         try:
-            leftovers = self.cleanup()
+            leftovers = self.cleanup(connections=1)  # no new threads while the process exits
         except BaseException as exc:  # at exit nothing is left to report it; say it here
             leftovers = [f"{path} (not attempted: {type(exc).__name__})" for _, path in self]
         print(
@@ -211,34 +215,115 @@ class Provisioner:
         self.client.budget.reserve()
         return resource_id
 
-    def cleanup(self) -> list[str]:
-        """Delete everything this run created, newest first; return what could not be deleted.
+    def cleanup(self, connections: int = CLEANUP_CONNECTIONS) -> list[str]:
+        """Delete everything this run created, accounts before creators, each kind over up to
+        ``connections`` connections at once; return what could not be deleted.
 
-        A resource leaves the record only once its DELETE was answered (or failed for good), so
-        an interrupt in the middle leaves the rest, and that one, to the exit safety net."""
+        Deletes of one kind do not depend on one another, and on a remote target each one
+        waits a round trip, so they overlap. A resource leaves the record only once its DELETE
+        was answered (or failed for good), so an interrupt in the middle leaves the rest, and
+        those in flight, to the exit safety net."""
         leftovers: list[str] = []
-        while self.created:
-            principal, path = self.created[-1]
-            try:
-                status = self.client.delete(path, principal=principal, cleanup=True).status
-            except RuleViolation as exc:  # the rules judge the exchange; deletion is what counts
-                status = exc.exchange.status
-            except TransportFailure as exc:  # the target stopped answering: do not insist
-                leftovers.append(f"{path} ({exc.reason})")
-                leftovers.extend(f"{p} (not attempted)" for _, p in reversed(self.created[:-1]))
-                self.created.clear()
+        stop = threading.Event()  # the target stopped answering: do not insist
+        for wave in self._deletion_waves():
+            if stop.is_set():
                 break
-            except Exception as exc:  # keep deleting the rest; report what stayed
-                leftovers.append(f"{path} ({type(exc).__name__})")
-                self.created.pop()
-                continue
-            self.created.pop()
-            if status not in {200, 202, 204, 404}:
-                leftovers.append(f"{path} (DELETE answered {status})")
+            leftovers += self._delete_wave(wave, connections, stop)
+        if stop.is_set():
+            leftovers.extend(f"{p} (not attempted)" for _, p in reversed(self.created))
+            self.created.clear()
         if self._exit_net:
             atexit.unregister(self._cleanup_at_exit)
             self._exit_net = False
         return leftovers
+
+    def _deletion_waves(self) -> list[list[tuple[Principal, str]]]:
+        """Accounts, then creators (a target may refuse to delete a creator that still owns an
+        account), then anything else; newest first within each."""
+        newest_first = list(reversed(self.created))
+        waves = [[r for r in newest_first if r[1].startswith(p)] for p in DELETION_ORDER]
+        rest = [r for r in newest_first if not r[1].startswith(DELETION_ORDER)]
+        return [wave for wave in [*waves, rest] if wave]
+
+    def _delete_wave(
+        self, wave: list[tuple[Principal, str]], connections: int, stop: threading.Event
+    ) -> list[str]:
+        # ids drawn here, in order: the same run sends the same requests, whichever
+        # connection happens to send each
+        ids = [self.client.next_request_id() for _ in wave]
+        queue = list(reversed(list(zip(wave, ids, strict=True))))  # popped from the end
+        leftovers: list[str] = []
+        lock = threading.Lock()
+        if connections <= 1 or len(queue) <= 1:
+            self._delete_queued(self.client, queue, lock, leftovers, stop)
+            return leftovers
+        clients = [self.client.fork() for _ in range(min(connections, len(queue)))]
+        workers = [
+            threading.Thread(
+                target=self._delete_queued, args=(client, queue, lock, leftovers, stop),
+                name=f"conformance-cleanup-{n}", daemon=True,
+            )
+            for n, client in enumerate(clients)
+        ]
+        try:
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        except BaseException:  # Ctrl-C: let the deletes in flight finish, start no new one
+            stop.set()
+            for worker in workers:
+                worker.join()
+            raise
+        finally:
+            for client in clients:
+                client.close()
+        return leftovers
+
+    def _delete_queued(
+        self,
+        client: ApiClient,
+        queue: list[tuple[tuple[Principal, str], str]],
+        lock: threading.Lock,
+        leftovers: list[str],
+        stop: threading.Event,
+    ) -> None:
+        while not stop.is_set():
+            with lock:
+                if not queue:
+                    return
+                resource, request_id = queue.pop()
+            problem = self._delete_one(client, resource, request_id, stop)
+            with lock:
+                self.created.remove(resource)
+                if problem is not None:
+                    leftovers.append(problem)
+
+    def _delete_one(
+        self,
+        client: ApiClient,
+        resource: tuple[Principal, str],
+        request_id: str,
+        stop: threading.Event,
+    ) -> str | None:
+        """DELETE one resource; what went wrong, or None when it is gone. Any exception but an
+        interrupt is reported, not raised: the rest must still be deleted."""
+        principal, path = resource
+        try:
+            exchange = client.delete(
+                path, principal=principal, cleanup=True, request_id=request_id
+            )
+            status = exchange.status
+        except RuleViolation as exc:  # the rules judge the exchange; deletion is what counts
+            status = exc.exchange.status
+        except TransportFailure as exc:
+            stop.set()
+            return f"{path} ({exc.reason})"
+        except Exception as exc:
+            return f"{path} ({type(exc).__name__})"
+        if status not in {200, 202, 204, 404}:
+            return f"{path} (DELETE answered {status})"
+        return None
 
     def __iter__(self) -> Iterator[tuple[Principal, str]]:
         return iter(self.created)

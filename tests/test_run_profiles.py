@@ -147,4 +147,13 @@ def test_same_run_sends_the_same_requests(pytester: pytest.Pytester) -> None:
         assert "failed" not in outcomes and outcomes["passed"] >= 29, outcomes
     first, second = (normalized(log) for log in logs)
     assert len(first) > 50
-    assert first == second
+    assert ordered_then_cleanup(first) == ordered_then_cleanup(second)
+
+
+def ordered_then_cleanup(lines: list[str]) -> tuple[list[str], list[str]]:
+    """The log in order up to the cleanup, then the cleanup's DELETEs as a set: they go over
+    several connections at once, so only the order in which their answers came varies."""
+    end = len(lines)
+    while end and '"method": "DELETE"' in lines[end - 1]:
+        end -= 1
+    return lines[:end], sorted(lines[end:])

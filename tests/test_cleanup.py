@@ -1,0 +1,140 @@
+"""The session's cleanup without a server: it deletes over several connections at once,
+accounts before creators, every resource exactly once, and stops when the target stops
+answering. httpx's MockTransport answers; a slow DELETE makes the overlap visible."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+
+import httpx
+import pytest
+
+from conformance import ApiClient, Credentials
+from conformance._config import SuiteConfig
+from conformance._provisioning import CLEANUP_CONNECTIONS, Provisioner
+
+DELETE_SECONDS = 0.02
+
+
+class Target:
+    """Creates on POST, deletes (slowly) on DELETE, and remembers how the deletes overlapped."""
+
+    def __init__(self, refuse_deletes: bool = False) -> None:
+        self.refuse_deletes = refuse_deletes
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.deleted: list[str] = []
+        self.delete_ids: list[str] = []
+        self.attempts = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"data": {"id": str(uuid.uuid4())}})
+        with self.lock:
+            self.attempts += 1
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.refuse_deletes:
+                raise httpx.ConnectError("connection refused", request=request)
+            time.sleep(DELETE_SECONDS)
+            with self.lock:
+                self.deleted.append(request.url.path.removeprefix("/v2"))
+                self.delete_ids.append(request.headers["x-request-id"])
+            return httpx.Response(204)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def provisioner_for(target: Target) -> Provisioner:
+    client = ApiClient(
+        "http://target.test/v2",
+        Credentials(api_key="ca_key", other_org_api_key="ca_other"),
+        run_id="r",
+        transport=httpx.MockTransport(target),
+    )
+    return Provisioner(client, SuiteConfig("http://target.test/v2", client.credentials))
+
+
+def provision(provisioner: Provisioner, count: int) -> list[str]:
+    """Creators and accounts of both organizations, interleaved as scenarios make them."""
+    for org, _ in zip(itertools.cycle(["own", "other"]), range(count), strict=False):
+        provisioner.creator(org)
+        provisioner.account(org)
+    return [path for _, path in provisioner]
+
+
+def test_cleanup_deletes_everything_once_over_several_connections() -> None:
+    target = Target()
+    provisioner = provisioner_for(target)
+    created = provision(provisioner, 8)
+
+    assert provisioner.cleanup() == []
+
+    assert sorted(target.deleted) == sorted(created)
+    assert list(provisioner) == []
+    assert 1 < target.most_in_flight <= CLEANUP_CONNECTIONS
+    assert provisioner.client.budget.reserved == 0
+
+
+def test_cleanup_deletes_accounts_before_creators() -> None:
+    target = Target()
+    provisioner = provisioner_for(target)
+    provision(provisioner, 6)
+    provisioner.cleanup()
+    kinds = [path.split("/")[1] for path in target.deleted]
+    assert kinds == sorted(kinds)  # every "accounts" before the first "creators"
+    assert kinds[0] == "accounts" and kinds[-1] == "creators"
+
+
+def test_cleanup_request_ids_follow_the_record_not_the_connections() -> None:
+    """The ids are drawn in the record's order before any DELETE is sent, so the same run
+    sends the same requests whichever connection sends which."""
+    target = Target()
+    provisioner = provisioner_for(target)
+    provision(provisioner, 6)
+    sent_before = provisioner.client.next_request_id()
+    provisioner.cleanup()
+    first = int(sent_before.rsplit("-", 1)[1]) + 1
+    assert sorted(target.delete_ids, key=lambda rid: int(rid.rsplit("-", 1)[1])) == [
+        f"conformance-r-{n}" for n in range(first, first + len(target.deleted))
+    ]
+
+
+def test_sequential_cleanup_keeps_one_connection() -> None:
+    """What the exit safety net uses: no thread is started while the interpreter exits."""
+    target = Target()
+    provisioner = provisioner_for(target)
+    created = provision(provisioner, 4)
+    assert provisioner.cleanup(connections=1) == []
+    assert target.most_in_flight == 1
+    assert sorted(target.deleted) == sorted(created)
+
+
+def test_cleanup_stops_when_the_target_stops_answering() -> None:
+    target = Target(refuse_deletes=True)
+    provisioner = provisioner_for(target)
+    created = provision(provisioner, 8)
+
+    leftovers = provisioner.cleanup()
+
+    assert len(leftovers) == len(created)
+    failed = [entry for entry in leftovers if "cannot connect" in entry]
+    assert 1 <= len(failed) <= CLEANUP_CONNECTIONS
+    assert target.attempts == len(failed)  # no connection insisted after the first failure
+    assert all(entry.endswith("(not attempted)") for entry in leftovers if entry not in failed)
+    assert list(provisioner) == []
+
+
+@pytest.mark.parametrize("kind", ["account", "creator"])
+def test_cleanup_of_a_single_resource(kind: str) -> None:
+    target = Target()
+    provisioner = provisioner_for(target)
+    path = getattr(provisioner, kind)()
+    assert provisioner.cleanup() == []
+    assert target.deleted == [f"/{kind}s/{path}"]
