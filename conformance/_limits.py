@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import heapq
+import math
 import socket
 import threading
 import time
@@ -236,13 +237,16 @@ class _AlarmClock:
 
     A ``threading.Timer`` per request started a thread per request (about 0.4 ms each, a
     sixth of a loopback round trip); here a request only pushes its deadline on a heap.
-    Cancelled alarms are dropped when they come due; the thread sleeps until the earliest."""
+    Cancelled alarms are dropped when they come due; the thread sleeps until the earliest.
+    It is woken only for a deadline earlier than the one it sleeps until: each request's
+    deadline is later than the last one's, so sequential requests never wake it."""
 
     def __init__(self) -> None:
         self._alarms: list[_Alarm] = []
         self._wake = threading.Condition()
         self._sequence = 0
         self._thread: threading.Thread | None = None
+        self._sleeping_until = math.inf
 
     def set(self, seconds: float, action: Callable[[], None]) -> _Alarm:
         with self._wake:
@@ -256,7 +260,7 @@ class _AlarmClock:
                     target=self._run, name="conformance-watchdog", daemon=True
                 )
                 self._thread.start()
-            elif self._alarms[0] is alarm:
+            elif alarm.deadline < self._sleeping_until:
                 self._wake.notify()
         return alarm
 
@@ -266,13 +270,16 @@ class _AlarmClock:
                 while self._alarms and self._alarms[0].cancelled:
                     heapq.heappop(self._alarms)
                 if not self._alarms:
+                    self._sleeping_until = math.inf
                     self._wake.wait()
                     continue
                 due = self._alarms[0]
                 left = due.deadline - time.monotonic()
                 if left > 0:
+                    self._sleeping_until = due.deadline
                     self._wake.wait(left)
                     continue
+                self._sleeping_until = math.inf
                 heapq.heappop(self._alarms)
             if not due.cancelled:
                 due.action()

@@ -144,3 +144,34 @@ def test_read_only_sends_only_requests_that_cannot_change_state(
         with pytest.raises(ReadOnlyRefused, match="--read-only"):
             client.request(method, "/creators/x", principal=principal)
         assert sent == []
+
+
+def test_an_earlier_deadline_fires_while_a_later_one_is_pending() -> None:
+    """The watchdog thread sleeps until the earliest deadline and is woken only for an
+    earlier one: a short bound set after a long one must still fire on time."""
+    import threading
+
+    from conformance._limits import _AlarmClock
+
+    clock = _AlarmClock()
+    fired = threading.Event()
+    clock.set(30.0, lambda: None)
+    started = time.monotonic()
+    clock.set(0.05, fired.set)
+    assert fired.wait(5.0)
+    assert time.monotonic() - started < 2.0
+
+
+def test_cancelled_alarms_do_not_fire() -> None:
+    import threading
+
+    from conformance._limits import _AlarmClock
+
+    clock = _AlarmClock()
+    fired = threading.Event()
+    alarm = clock.set(0.05, fired.set)
+    alarm.cancelled = True
+    later = threading.Event()
+    clock.set(0.1, later.set)
+    assert later.wait(5.0)
+    assert not fired.is_set()
