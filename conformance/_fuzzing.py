@@ -186,6 +186,8 @@ class FuzzRun:
     record: Callable[[Exchange], None]
     ids: IdMix = field(default_factory=IdMix)
     log: list[Exchange] = field(default_factory=list)
+    #: told before each case: the test then records the last (the failing) case's exchanges
+    begin_example: Callable[[], None] = field(default=lambda: None)
 
     def principal_of(self, authorization: str | None) -> Principal:
         if authorization is None:
@@ -226,6 +228,7 @@ class FuzzRun:
 
     def send(self, case: Case) -> Response:
         """Send ``case`` as fuzzing does: mapped ids, a run-scoped X-Request-ID, every check."""
+        self.begin_example()
         self.ids.apply(case)
         headers = {"X-Request-ID": self.next_request_id()}
         judged = len(self.log)

@@ -110,7 +110,13 @@ class Ownership:
 
 
 class ModelMismatch(AssertionError):
-    """The target answered differently from what the model of the document predicts."""
+    """The target answered differently from what the model of the document predicts. Names
+    the exchange and the statuses predicted, so ``replay`` judges that step again."""
+
+    def __init__(self, message: str, exchange: Exchange, expected_status: list[int]) -> None:
+        super().__init__(message)
+        self.exchange = exchange
+        self.expected_status = expected_status
 
 
 class LinkMachine(RuleBasedStateMachine):
@@ -126,9 +132,14 @@ class LinkMachine(RuleBasedStateMachine):
     missing_ids_made = 0
     #: creator role -> id, shared by the runs of one bound machine (see :meth:`id_of`)
     creators: dict[str, str]
+    #: told when a run starts, and when it uses a creator an earlier run made, so the test
+    #: records only the last (the failing) run's exchanges and what they build on
+    on_run: Callable[[], None] = staticmethod(lambda: None)
+    on_reuse: Callable[[str], None] = staticmethod(lambda resource_id: None)
 
     def __init__(self) -> None:
         super().__init__()
+        self.on_run()
         self.ids: dict[str, str] = {}
         self.model = Ownership()
         self.calls: list[str] = []
@@ -147,7 +158,9 @@ class LinkMachine(RuleBasedStateMachine):
             if org is None:
                 self.ids[role] = self._missing_id(role)
             elif kind == "creator":
-                if role not in self.creators:
+                if role in self.creators:
+                    self.on_reuse(self.creators[role])
+                else:
                     self.creators[role] = self.provision(kind, org)
                 self.ids[role] = self.creators[role]
             else:
@@ -186,7 +199,9 @@ class LinkMachine(RuleBasedStateMachine):
             raise ModelMismatch(
                 f"[{prediction.requirement}] {why}: expected HTTP {wanted}, got "
                 f"{exchange.status}\n{self.call_list()}\n{exchange.evidence()}\n"
-                f"reproduce the last call: {exchange.curl()}"
+                f"reproduce the last call: {exchange.curl()}",
+                exchange,
+                sorted(prediction.statuses),
             )
 
     # -- rules ---------------------------------------------------------------------------
@@ -232,8 +247,15 @@ def machine_for(
     provision: Callable[[str, str], str],
     principals: tuple[Principal, ...],
     seed: int,
+    on_run: Callable[[], None] | None = None,
+    on_reuse: Callable[[str], None] | None = None,
 ) -> type[LinkMachine]:
     """A LinkMachine bound to one target and seeded, so the same seed sends the same calls."""
+    hooks: dict[str, object] = {}
+    if on_run is not None:
+        hooks["on_run"] = staticmethod(on_run)
+    if on_reuse is not None:
+        hooks["on_reuse"] = staticmethod(on_reuse)
     bound = type(
         "LinkMachine",
         (LinkMachine,),
@@ -242,6 +264,7 @@ def machine_for(
             "provision": staticmethod(provision),
             "principals": principals,
             "creators": {},
+            **hooks,
         },
     )
     return hypothesis.seed(seed)(bound)

@@ -365,6 +365,24 @@ class ExchangeJudge:
         self.results = results
         self.current: TestResult | None = None
         self.seen: list[Exchange] = []  # the current test's exchanges, to locate a failing one
+        #: how many exchanges (seen, recorded) the test made before its first example
+        self._prelude: tuple[int, int] | None = None
+
+    def start(self, test: TestResult | None) -> None:
+        self.current, self.seen, self._prelude = test, [], None
+
+    def begin_example(self) -> None:
+        """A new hypothesis example starts (a fuzzed case, a state-machine run): drop the
+        previous example's exchanges, keep those of the test's set-up. The example that fails
+        is the last one hypothesis runs, so the recorded sequence is the failing example's,
+        and it replays on its own."""
+        if self.current is None:
+            return
+        if self._prelude is None:
+            self._prelude = (len(self.seen), len(self.current.exchanges))
+        seen, recorded = self._prelude
+        del self.seen[seen:]
+        del self.current.exchanges[recorded:]
 
     def __call__(self, exchange: Exchange) -> None:
         if self.current is not None:
@@ -442,6 +460,9 @@ def _provisioner(
     provisioner = Provisioner(api, config, pool)
     provisioner.delete_at_exit()
     yield provisioner
+    judge_ = request.config.stash.get(_JUDGE, None)
+    if judge_ is not None:  # the session's cleanup is no part of the last test's sequence
+        judge_.start(None)
     leftovers = provisioner.cleanup()
     if leftovers:
         import warnings
@@ -476,6 +497,20 @@ class TestData:
         if creation is not None and self._judge is not None:
             self._judge.include(creation)
         return resource_id
+
+    def begin_example(self) -> None:
+        """Hypothesis starts another example: record only its exchanges from here on (see
+        :meth:`ExchangeJudge.begin_example`)."""
+        if self._judge is not None:
+            self._judge.begin_example()
+
+    def reuse(self, resource_id: str) -> None:
+        """The current example builds on a resource an earlier example of the test made (a
+        state-machine creator kept from run to run): its creation joins the recorded
+        sequence, so that replays on its own too."""
+        creation = self._provisioner.creation_of(resource_id)
+        if creation is not None and self._judge is not None:
+            self._judge.include(creation)
 
 
 @pytest.fixture
@@ -554,8 +589,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.config.stash[_RUNNING] = test
     judge_ = item.config.stash.get(_JUDGE, None)
     if judge_ is not None:
-        judge_.current = test
-        judge_.seen = []
+        judge_.start(test)
 
 
 def _broken_requirements(excinfo: pytest.ExceptionInfo[BaseException]) -> list[str]:

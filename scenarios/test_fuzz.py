@@ -45,6 +45,7 @@ def fuzz_run(
         next_request_id=api.next_request_id,
         record=api.record,
         ids=provisioned_ids(api, data),
+        begin_example=data.begin_example,
     )
 
 

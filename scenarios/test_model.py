@@ -63,7 +63,9 @@ def test_every_answer_matches_the_ownership_model(
         return data.creator(org) if kind == "creator" else data.account(org)
 
     seed = fuzzing_seed(config) + index  # shard 0 keeps the run's seed
-    machine = machine_for(api, provision, available_keys(api), seed)
+    machine = machine_for(
+        api, provision, available_keys(api), seed, on_run=data.begin_example, on_reuse=data.reuse
+    )
     examples = config.getoption("creatoraudit_max_examples") or profile.machine_examples
     share = math.ceil(examples / shards)
     run_link_machine(machine, max_examples=share, steps=profile.machine_steps)

@@ -60,6 +60,33 @@ def test_replay_reproduces_on_the_faulty_target_and_not_on_a_fixed_one(
         assert code == EXIT_CONFORMS and out.count("fixed ") == 1
 
 
+def test_a_state_machine_failure_records_and_replays_its_shrunk_run(
+    pytester: pytest.Pytester, keyed_env: None
+) -> None:
+    """The model's test runs many examples; its recorded sequence is the failing (last, shrunk)
+    run's, with the creation of what that run built on, and not the session's cleanup."""
+    faulty = ReferenceSettings(keys=KEYS, faults={"relink-returns-201"})
+    with EmbeddedServer(faulty) as broken, EmbeddedServer(ReferenceSettings(keys=KEYS)) as fixed:
+        pytester.chdir()
+        pytester.runpytest(
+            str(scenarios_dir()), "-p", "no:cacheprovider", "-k", "ownership_model",
+            "--no-rerun", f"--base-url={broken.base_url}", "--report-dir=out",
+        )
+        results = pytester.path / "out" / "results.json"
+        (test,) = json.loads(results.read_text(encoding="utf-8"))["tests"]
+        failure = test["failure"]
+        calls = [(e["method"], e["status"]) for e in failure["exchanges"]]
+        assert calls[-2:] == [("PUT", 201), ("PUT", 201)], calls  # link, then the re-link
+        assert ("DELETE", 204) not in calls
+        assert {"POST"} == {method for method, _ in calls[:-2]}
+        assert failure["step"] == len(calls) - 1 and failure["expected_status"] == [200]
+
+        code, out, _ = replay(str(results))
+        assert code == EXIT_FAILS and "-> 201, expected 200" in out, out
+        code, out, _ = replay(str(results), "--base-url", fixed.base_url)
+        assert code == EXIT_CONFORMS and "fixed " in out, out
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
