@@ -185,3 +185,34 @@ def test_a_run_that_judged_nothing_writes_no_report(
     assert run_cli(["run", "--report-dir", str(reports), *args], io.StringIO(), io.StringIO()) == 2
     assert not [p.name for p in reports.glob("*") if p.name != "junit.xml"]
     assert not step_summary.exists()
+
+
+#: the program's entry point, with an exit handler and, optionally, a thread still working
+ENTRY_POINT = """
+import atexit, sys, threading, time
+atexit.register(lambda: print("exit handler ran", flush=True))
+if sys.argv[1] == "thread":
+    def late():
+        time.sleep(2.0)  # still working when the command is done
+        print("thread finished", file=sys.stderr, flush=True)
+    threading.Thread(target=late).start()
+from conformance.cli import main
+sys.argv = ["creatoraudit-conformance", "requirements"]
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["alone", "with-a-thread"])
+def test_the_program_skips_interpreter_teardown_but_not_exit_handlers_or_threads(
+    thread: bool,
+) -> None:
+    """The program ends without the interpreter's teardown (0.1-0.2 s a run); what a caller
+    relies on still happens: output, exit code, exit handlers, and a thread still running."""
+    result = subprocess.run(
+        [sys.executable, "-c", ENTRY_POINT, "thread" if thread else "alone"],
+        capture_output=True, text=True, env=clean_env(), timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "LINK-FIRST-201" in result.stdout
+    assert "exit handler ran" in result.stdout
+    assert ("thread finished" in result.stderr) is thread
