@@ -110,11 +110,15 @@ def exit_without_teardown(code: int) -> None:
     """End the process as soon as its work is done. The interpreter's own teardown (freeing
     every module, then one more full garbage collection over everything pytest, hypothesis
     and schemathesis loaded) took 0.13-0.2 s of each run, paid on every CI push, for nothing
-    a finished run needs. Exit handlers still run and output is flushed; while another
-    (non-daemon) thread is alive, the ordinary exit, which waits for it, is kept."""
+    a finished run needs. Exit handlers still run and output is flushed. The ordinary exit
+    is kept while another (non-daemon) thread is alive, since it waits for it, and under a
+    profiler, tracer or debugger (``python -m cProfile``, pyinstrument), which reports only
+    once the program has returned to it."""
     import atexit
     import threading
 
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return
     main_thread = threading.main_thread()
     if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
         return

@@ -216,3 +216,15 @@ def test_the_program_skips_interpreter_teardown_but_not_exit_handlers_or_threads
     assert "LINK-FIRST-201" in result.stdout
     assert "exit handler ran" in result.stdout
     assert ("thread finished" in result.stderr) is thread
+
+
+def test_a_profiled_run_still_reports(tmp_path: Path) -> None:
+    """``python -m cProfile`` writes its statistics after the program returns to it."""
+    stats = tmp_path / "requirements.prof"
+    result = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(stats), "-m", "conformance.cli",
+         "requirements"],
+        capture_output=True, text=True, env=clean_env(), timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert stats.stat().st_size > 0
