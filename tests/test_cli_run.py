@@ -149,6 +149,18 @@ def test_help_is_fast() -> None:
     assert time.monotonic() - started < 3  # generous: CI machines vary; the bench measures 1 s
 
 
+def test_the_client_does_not_load_the_command_line_of_httpx() -> None:
+    """httpx's own command line (click, rich) is 40 ms of start-up the suite never uses."""
+    probe = (
+        "import sys, conformance._client, httpx; "
+        "print(sorted({'click', 'rich'} & set(sys.modules)), httpx.Client.__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout.split() == ["[]", "Client"], result.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [["--profile", "bogus"], ["--seed=x1"], ["--max-examples", "2.5"], ["--max-requests=many"]],
