@@ -5,6 +5,8 @@ scenarios imported: hundreds of thousands of objects that live as long as the ru
 collection walks them all again, and the tests' many short-lived objects (exchanges, generated
 cases, reports) trigger collections often. Freezing what exists after collection takes it out
 of the collector's walks, and a larger first-generation threshold makes collections rarer.
+Only the young generations are collected before freezing: a full collection there cost 40 ms
+of every run and left peak RSS where it was (97 MB either way, four alternating smoke runs).
 Measured with ``/usr/bin/time`` over eight alternating smoke runs against one ``serve`` target:
 CPU 1.86 s -> 1.75 s (freeze alone: 1.80 s), peak RSS unchanged (101 MB).
 
@@ -37,7 +39,7 @@ class RunCollector:
 
         if self._saved is not None or not any(is_suite_item(i) for i in session.items):
             return
-        gc.collect()
+        gc.collect(1)
         gc.freeze()
         self._saved = gc.get_threshold()
         gc.set_threshold(*RUN_THRESHOLDS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -162,3 +163,36 @@ def test_keys_never_appear_in_reports_or_console(
         for name, key in KEY_ENV.items() if key in text
     }
     assert not leaks
+
+
+def minimal_document() -> dict[str, object]:
+    from conformance._reporting import RunMetadata, build_document
+    from conformance._requirements import load_catalogue
+    from conformance._results import RunResults
+
+    metadata = RunMetadata(suite_version="0", spec_path="spec/openapi.yaml", spec_sha256="0")
+    return build_document(RunResults(load_catalogue()), metadata)
+
+
+def test_report_template_is_compiled_once_per_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance._reporting._html import render_html
+
+    monkeypatch.setenv("CREATORAUDIT_CACHE_DIR", str(tmp_path / "cache"))
+    first = render_html(minimal_document())
+    compiled = list((tmp_path / "cache" / "templates").iterdir())
+    assert len(compiled) == 1
+    assert render_html(minimal_document()) == first
+    assert list((tmp_path / "cache" / "templates").iterdir()) == compiled
+
+
+def test_report_renders_without_a_usable_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from conformance._reporting._html import render_html
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    monkeypatch.setenv("CREATORAUDIT_CACHE_DIR", str(blocker / "cache"))
+    assert "<html" in render_html(minimal_document())
