@@ -300,6 +300,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
 
     from conformance._hypothesis_storage import keep_storage_in_cache_dir
     from conformance._resources import run_ini_path, scenarios_dir, spec_path
+    from conformance._usage import HeldStartupErrors
 
     check_option_values(rest)
     validate_spec(spec_path())
@@ -330,7 +331,19 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     if base_url:
         args.append(f"--base-url={base_url}")
     keep_storage_in_cache_dir()
-    code = int(pytest.main([*args, *rest]))
+    junit = report_dir / "junit.xml"
+    previous_junit = junit.read_bytes() if junit.is_file() else None
+    with HeldStartupErrors() as startup:
+        code = int(pytest.main([*args, *rest], plugins=[startup]))
+    if code in NOTHING_JUDGED:
+        # like the other reports (see conformance.plugin.NO_VERDICT), the last run's junit.xml
+        # stays as it was: an empty one would replace a real one
+        _put_back(junit, previous_junit)
+    if not startup.configured:  # stopped before the run began: a bad option or value
+        message = startup.message()
+        if message is not None:
+            raise ConfigurationError(message)
+        print(startup.held.getvalue(), end="", file=sys.stderr)
     if code in (EXIT_CONFORMS, EXIT_FAILS):
         verdict = "conforms" if code == EXIT_CONFORMS else "does NOT conform"
         print(
@@ -342,6 +355,18 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     if code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
         raise ConfigurationError("no scenario was selected to run")
     raise ConfigurationError(f"the suite could not run (pytest exit code {code}); see above")
+
+
+#: pytest's exit codes of a run that judged nothing: internal error, usage error, no tests
+NOTHING_JUDGED = frozenset({3, 4, 5})
+
+
+def _put_back(path: Path, content: bytes | None) -> None:
+    with contextlib.suppress(OSError):
+        if content is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_bytes(content)
 
 
 def serve(arguments: argparse.Namespace, stdout: TextIO) -> int:

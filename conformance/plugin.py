@@ -228,12 +228,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     so that installing the plugin never disturbs unrelated pytest sessions."""
     if not any(_uses_suite_fixtures(item) for item in items):
         return
+    validate_suite_session(config)
+    config.stash[RESULTS] = RunResults(load_catalogue())
+
+
+def validate_suite_session(config: pytest.Config) -> None:
+    """Resolve and check the suite's configuration, once; a bad value is a UsageError with a
+    one-line message. ``creatoraudit-conformance run`` calls this as soon as pytest is
+    configured, before the session header, so that a bad value is all it prints."""
+    if _SUITE_CONFIG in config.stash:
+        return
     try:
-        config.stash[_SUITE_CONFIG] = suite_config_from(config)
-        config.stash[RESULTS] = RunResults(load_catalogue())
+        suite = suite_config_from(config)
+        load_catalogue()
         _check_fuzzing_options(config)
     except ConfigurationError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[_SUITE_CONFIG] = suite
 
 
 def _check_fuzzing_options(config: pytest.Config) -> None:

@@ -186,7 +186,7 @@ def test_a_run_that_judged_nothing_writes_no_report(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exit 2 with no report: a results.json or job summary saying "conforms" would read as a
-    pass next to the failed job."""
+    pass next to the failed job; the last run's junit.xml is left as it was."""
     import io
 
     from conformance.cli import run_cli
@@ -194,9 +194,36 @@ def test_a_run_that_judged_nothing_writes_no_report(
     step_summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
     reports = tmp_path / "reports"
+    reports.mkdir()
+    earlier = b"<testsuites><!-- the last real run --></testsuites>"
+    (reports / "junit.xml").write_bytes(earlier)
     assert run_cli(["run", "--report-dir", str(reports), *args], io.StringIO(), io.StringIO()) == 2
-    assert not [p.name for p in reports.glob("*") if p.name != "junit.xml"]
+    assert [p.name for p in reports.glob("*")] == ["junit.xml"]
+    assert (reports / "junit.xml").read_bytes() == earlier
     assert not step_summary.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bogus-option"], "unrecognized arguments: --bogus-option"),
+        (["--max-examples", "-3"], "--max-examples must be a positive number"),
+        (["--spec", "/nowhere/openapi.yaml"], "spec /nowhere/openapi.yaml: no such file"),
+    ],
+    ids=["unknown-option", "examples-negative", "spec-missing"],
+)
+def test_a_bad_option_pytest_refuses_is_one_line(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    """pytest's usage block, or its session header and then ERROR, become the one line the
+    program prints for any other bad input."""
+    result = subprocess.run(
+        [*CLI, "run", "--report-dir", str(tmp_path / "reports"), *args],
+        capture_output=True, text=True, env=clean_env(), timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == f"creatoraudit-conformance: error: {message}\n"
 
 
 #: the program's entry point, with an exit handler and, optionally, a thread still working
