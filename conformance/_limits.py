@@ -152,12 +152,18 @@ class Pacer:
             self._windows[key] = (remaining, reset)
 
     def wait_before(self, key: str | None) -> float:
-        """Seconds to wait before the next request with ``key``; 0 while the window has room."""
+        """Seconds to wait before the next request with ``key``; 0 while the window has room.
+
+        An empty window stays known until its reset time, so every request sent meanwhile
+        waits for it, also one a cleanup connection sends alongside (ApiClient.fork)."""
         remaining, reset = self._windows.get(key, (1.0, 0.0))
         if remaining > 0:
             return 0.0
-        self._windows.pop(key, None)
-        return max(0.0, reset - self._clock())
+        wait = reset - self._clock()
+        if wait <= 0:
+            self._windows.pop(key, None)
+            return 0.0
+        return wait
 
 
 def retry_after_seconds(value: str | None, clock: Callable[[], float] = time.time) -> float:

@@ -77,6 +77,21 @@ def test_waits_for_the_window_to_reset_when_none_is_left() -> None:
     assert len(slept) == 1 and 3 < slept[0] <= 5
 
 
+def test_every_connection_waits_for_an_empty_window() -> None:
+    """The cleanup's connections share one pacer: once a window is known to be empty, each of
+    them waits for its reset, not only the first to ask."""
+    reset = int(time.time()) + 5
+    slept: list[float] = []
+    empty = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+    # the DELETEs' answers say nothing of the window: as if both were sent before either came
+    client = make_client(lambda r: answer(**empty) if r.method == "GET" else answer(204), slept)
+    client.get("/creators")
+    first, second = client.fork(), client.fork()
+    first.delete("/creators/a", pace=True)
+    second.delete("/creators/b", pace=True)
+    assert len(slept) == 2 and all(3 < nap <= 5 for nap in slept)
+
+
 def test_no_wait_while_the_window_has_room() -> None:
     slept: list[float] = []
     headers = {"X-RateLimit-Remaining": "7", "X-RateLimit-Reset": str(int(time.time()) + 60)}
