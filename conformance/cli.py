@@ -201,7 +201,13 @@ def check_reachable(
     import threading
     import urllib.error
     import urllib.request
+    from urllib.parse import urlsplit
 
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigurationError(
+            f"base URL {base_url!r} is not an http:// or https:// URL with a host"
+        )
     url = base_url.rstrip("/") + "/health"
     outcome: list[BaseException | None] = []
 

@@ -96,6 +96,24 @@ def test_missing_api_key_for_remote_target_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("url", ["notaurl", "ftp://example.com/v2", "http://"])
+def test_a_base_url_that_is_no_http_url_is_one_line(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from conformance.cli import run_cli
+
+    monkeypatch.setenv("CREATORAUDIT_API_KEY", "ca_test_key")
+    err = io.StringIO()
+    args = ["run", "--base-url", url, "--report-dir", str(tmp_path)]
+    assert run_cli(args, io.StringIO(), err) == 2
+    assert err.getvalue() == (
+        f"creatoraudit-conformance: error: base URL {url!r} is not an http:// or https:// URL "
+        "with a host\n"
+    )
+
+
 def test_refused_connection_exits_2_quickly(tmp_path: Path) -> None:
     env = clean_env() | {"CREATORAUDIT_API_KEY": "k"}
     started = time.monotonic()
