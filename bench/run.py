@@ -86,6 +86,8 @@ class Measured:
     suite_window_s: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    #: the end of the output of a suite run that did not conform on a clean target
+    output_tail: str = ""
 
     @property
     def req_per_s(self) -> float:
@@ -225,11 +227,12 @@ def schemathesis_failures(output: str) -> list[str]:
     return sorted(set(kinds))
 
 
-_PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
+_PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR|FLAKY) (\S+)", re.MULTILINE)
 
 
 def suite_failures(output: str) -> list[str]:
-    """The failing tests the suite named (``-ra`` prints one ``FAILED`` line each)."""
+    """The failing tests the suite named (``-ra`` prints one ``FAILED`` line each, the re-run
+    plugin one ``FLAKY`` line per check that failed and then passed)."""
     return sorted(set(_PYTEST_FAILED.findall(output)))
 
 
@@ -318,6 +321,8 @@ class Bench:
             env["CREATORAUDIT_CACHE_DIR"] = str(cwd / "empty-cache")
         measured, output = run_measured(label, command, env, server, cwd)
         measured.failures = suite_failures(output)
+        if measured.exit_code != 0 and not label.startswith("fault-"):
+            measured.output_tail = output[-4000:]
         if measured.exit_code not in (0, 1):
             print(f"bench: {label} could not run (exit {measured.exit_code}):\n{output[-2000:]}")
         return measured
@@ -614,6 +619,9 @@ def print_table(results: dict[str, Any]) -> None:
     )
     if failed:
         print("WARNING: the suite did not conform on a clean target in: " + ", ".join(failed))
+        for name in failed:
+            run = clean.get("runs", {}).get(name, {})
+            print(f"  {name}: {', '.join(run.get('failures', [])) or 'see output_tail'}")
     if clean["schemathesis_false_failures_on_clean"]:
         print("schemathesis false failures on the clean server (partial spec): "
               + ", ".join(clean["schemathesis_false_failures_on_clean"]))
