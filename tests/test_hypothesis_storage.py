@@ -90,11 +90,8 @@ def test_a_folder_the_user_chose_is_kept(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_an_unwritable_cache_folder_leaves_hypothesis_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    unusable_cache_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    blocker = tmp_path / "file"
-    blocker.write_text("not a folder", encoding="utf-8")
-    monkeypatch.setenv("CREATORAUDIT_CACHE_DIR", str(blocker / "cache"))
     monkeypatch.delenv(STORAGE_ENV_VAR, raising=False)
     keep_storage_in_cache_dir()
     assert STORAGE_ENV_VAR not in os.environ

@@ -187,12 +187,7 @@ def test_report_template_is_compiled_once_per_machine(
     assert list((tmp_path / "cache" / "templates").iterdir()) == compiled
 
 
-def test_report_renders_without_a_usable_cache_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_report_renders_without_a_usable_cache_folder(unusable_cache_dir: Path) -> None:
     from conformance._reporting._html import render_html
 
-    blocker = tmp_path / "a-file"
-    blocker.write_text("not a folder", encoding="utf-8")
-    monkeypatch.setenv("CREATORAUDIT_CACHE_DIR", str(blocker / "cache"))
     assert "<html" in render_html(minimal_document())
