@@ -180,10 +180,11 @@ def test_report_template_is_compiled_once_per_machine(
     from conformance._reporting._html import render_html
 
     monkeypatch.setenv("CREATORAUDIT_CACHE_DIR", str(tmp_path / "cache"))
-    first = render_html(minimal_document())
+    document = minimal_document()
+    first = render_html(document)
     compiled = list((tmp_path / "cache" / "templates").iterdir())
     assert len(compiled) == 1
-    assert render_html(minimal_document()) == first
+    assert render_html(document) == first
     assert list((tmp_path / "cache" / "templates").iterdir()) == compiled
 
 
