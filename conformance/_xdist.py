@@ -158,6 +158,7 @@ class XdistResults:
                 "run_id": results.run_id, "base_url": results.mask(results.base_url),
             }
         elif is_controller(self.config) and results is not None:
+            self._adopt_crashed(results)
             self._in_collection_order(results)
             self._describe_workers(results)
 
@@ -225,6 +226,14 @@ class XdistResults:
             return suite_config_from(self.config).credentials.secrets()
         except ConfigurationError:
             return []
+
+    def _adopt_crashed(self, results: RunResults) -> None:
+        """A test whose worker died never sent its requirements; it failed all the same. It
+        joins the results as a failure naming no requirement, which the verdict counts (the
+        run does not conform), with xdist's crash line as its message."""
+        for nodeid, test in self.seen.items():
+            if nodeid not in results.tests and test.outcome in {"failed", "error"}:
+                results.tests[nodeid] = test
 
     def _in_collection_order(self, results: RunResults) -> None:
         """Tests in the order a run without xdist lists them, not the order workers finished."""

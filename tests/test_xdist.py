@@ -222,3 +222,34 @@ def test_the_cli_runs_with_two_workers(tmp_path: Path) -> None:
     assert "conforms" in out.getvalue()
     document = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert document["run"]["workers"]  # only an xdist run lists workers (those that ran tests)
+
+
+#: a check of the suite's own kind (it uses the suite's client) whose worker dies under it
+CRASHING_CHECK = """
+import os
+import pytest
+
+
+@pytest.mark.requirement("HDR-REQUEST-ID")
+def test_health_answers(api):
+    assert api.get("/health").status == 200
+
+
+def test_worker_dies(api):
+    os._exit(3)
+"""
+
+
+def test_a_crashed_workers_test_is_a_failure_in_the_results(pytester: pytest.Pytester) -> None:
+    """Without its worker's evidence, the test still counts: results.json must not say
+    "conforms" next to pytest's exit code 1."""
+    pytester.makepyfile(test_crash=CRASHING_CHECK)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-n", "2", "--report-dir=out", "--max-worker-restart=0",
+    )
+    assert result.ret == 1
+    document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    crashed = [t for t in document["tests"] if t["id"].endswith("test_worker_dies")]
+    assert [t["outcome"] for t in crashed] == ["error"], document["tests"]  # no phase known
+    assert "crashed" in crashed[0]["message"]
+    assert document["verdict"]["conforms_must"] is False
