@@ -123,19 +123,15 @@ class LinkMachine(RuleBasedStateMachine):
     """Links any creator to any account with any key; the model says what must come back.
 
     Subclasses made by :func:`machine_for` bind the client, the keys available and a
-    ``provision`` callable that creates a fresh pool for each run.
+    ``provision(kind, org, role)`` callable that gives each run its resources.
     """
 
     api: ApiClient
-    provision: Callable[[str, str | None], str]
+    provision: Callable[[str, str, str], str]
     principals: tuple[Principal, ...] = (Principal.FULL,)
     missing_ids_made = 0
-    #: creator role -> id, shared by the runs of one bound machine (see :meth:`id_of`)
-    creators: dict[str, str]
-    #: told when a run starts, and when it uses a creator an earlier run made, so the test
-    #: records only the last (the failing) run's exchanges and what they build on
+    #: told when a run starts, so the test records only the last (the failing) run's exchanges
     on_run: Callable[[], None] = staticmethod(lambda: None)
-    on_reuse: Callable[[str], None] = staticmethod(lambda resource_id: None)
 
     def __init__(self) -> None:
         super().__init__()
@@ -148,23 +144,17 @@ class LinkMachine(RuleBasedStateMachine):
     # -- HTTP ---------------------------------------------------------------------------
 
     def id_of(self, role: str) -> str:
-        """The role's id in this run, created on first use: each run starts with accounts the
-        model knows nothing of, and short (shrunk) runs create little. Creators are made once
-        per machine and kept from run to run (:attr:`creators`): linking never changes what a
-        creator is, so only the accounts need to be new."""
+        """The role's id in this run, asked for on first use: each run needs accounts the
+        model knows nothing of, and short (shrunk) runs ask for little. A creator may be the
+        same from run to run (the scenario gives the suite's link owners): linking never
+        changes what a creator is, so only the accounts need to be new."""
         if role not in self.ids:
             kind = "creator" if role in CREATOR_ROLES else "account"
             org = CREATOR_ROLES.get(role) if kind == "creator" else ACCOUNT_ROLES.get(role)
             if org is None:
                 self.ids[role] = self._missing_id(role)
-            elif kind == "creator":
-                if role in self.creators:
-                    self.on_reuse(self.creators[role])
-                else:
-                    self.creators[role] = self.provision(kind, org)
-                self.ids[role] = self.creators[role]
             else:
-                self.ids[role] = self.provision(kind, org)
+                self.ids[role] = self.provision(kind, org, role)
         return self.ids[role]
 
     def _missing_id(self, role: str) -> str:
@@ -244,28 +234,17 @@ class LinkMachine(RuleBasedStateMachine):
 
 def machine_for(
     api: ApiClient,
-    provision: Callable[[str, str], str],
+    provision: Callable[[str, str, str], str],
     principals: tuple[Principal, ...],
     seed: int,
     on_run: Callable[[], None] | None = None,
-    on_reuse: Callable[[str], None] | None = None,
 ) -> type[LinkMachine]:
     """A LinkMachine bound to one target and seeded, so the same seed sends the same calls."""
-    hooks: dict[str, object] = {}
-    if on_run is not None:
-        hooks["on_run"] = staticmethod(on_run)
-    if on_reuse is not None:
-        hooks["on_reuse"] = staticmethod(on_reuse)
+    hooks: dict[str, object] = {"on_run": staticmethod(on_run)} if on_run is not None else {}
     bound = type(
         "LinkMachine",
         (LinkMachine,),
-        {
-            "api": api,
-            "provision": staticmethod(provision),
-            "principals": principals,
-            "creators": {},
-            **hooks,
-        },
+        {"api": api, "provision": staticmethod(provision), "principals": principals, **hooks},
     )
     return hypothesis.seed(seed)(bound)
 

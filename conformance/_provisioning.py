@@ -125,7 +125,6 @@ class Provisioner:
         self._exit_net = False
         #: (org, slot) -> a shared owner's id and the exchange that created it (None: an ids file)
         self._owners: dict[tuple[str, int], tuple[str, Exchange | None]] = {}
-        self._creations: dict[str, Exchange] = {}  # resource id -> the exchange that made it
 
     def delete_at_exit(self) -> None:
         """A safety net under session teardown: if the process exits with resources still
@@ -167,10 +166,6 @@ class Provisioner:
         if key not in self._owners:
             self._owners[key] = self._create(org, "creator")
         return self._owners[key]
-
-    def creation_of(self, resource_id: str) -> Exchange | None:
-        """The exchange that created ``resource_id`` in this run (None: not created here)."""
-        return self._creations.get(resource_id)
 
     def _new(self, org: str, kind: str) -> str:
         return self._create(org, kind)[0]
@@ -217,7 +212,6 @@ class Provisioner:
         if exchange.status != 201 or not isinstance(resource_id, str):
             return None
         self.created.append((principal, f"{KINDS[kind]}/{resource_id}"))
-        self._creations[resource_id] = exchange
         self.client.budget.reserve()
         return resource_id
 

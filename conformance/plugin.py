@@ -515,14 +515,6 @@ class TestData:
         if self._judge is not None:
             self._judge.begin_example()
 
-    def reuse(self, resource_id: str) -> None:
-        """The current example builds on a resource an earlier example of the test made (a
-        state-machine creator kept from run to run): its creation joins the recorded
-        sequence, so that replays on its own too."""
-        creation = self._provisioner.creation_of(resource_id)
-        if creation is not None and self._judge is not None:
-            self._judge.include(creation)
-
 
 @pytest.fixture
 def data(_provisioner: Provisioner, _exchange_judge: ExchangeJudge) -> TestData:

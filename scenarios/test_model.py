@@ -13,6 +13,9 @@ from conformance._fuzzing import PROFILE_SETTINGS
 from conformance._model import machine_for, run_link_machine
 from conformance.plugin import fuzzing_seed
 
+#: the link owner (see TestData.owner) each of the model's creator roles is
+CREATOR_SLOTS = {"own-creator-a": 0, "own-creator-b": 1, "other-org-creator": 0}
+
 
 def available_keys(api: ApiClient) -> tuple[Any, ...]:
     from conformance._model import KEYS_TRIED
@@ -59,13 +62,15 @@ def test_every_answer_matches_the_ownership_model(
     profile = PROFILE_SETTINGS[config.getoption("creatoraudit_profile")]
     index, shards = machine_shard
 
-    def provision(kind: str, org: str) -> str:
-        return data.creator(org) if kind == "creator" else data.account(org)
+    def provision(kind: str, org: str, role: str) -> str:
+        """Fresh accounts for every run; the creators are the session's link owners (each
+        run's recorded sequence then includes their creation, see TestData.owner)."""
+        if kind == "creator":
+            return data.owner(org, slot=CREATOR_SLOTS[role])
+        return data.account(org)
 
     seed = fuzzing_seed(config) + index  # shard 0 keeps the run's seed
-    machine = machine_for(
-        api, provision, available_keys(api), seed, on_run=data.begin_example, on_reuse=data.reuse
-    )
+    machine = machine_for(api, provision, available_keys(api), seed, on_run=data.begin_example)
     examples = config.getoption("creatoraudit_max_examples") or profile.machine_examples
     share = math.ceil(examples / shards)
     run_link_machine(machine, max_examples=share, steps=profile.machine_steps)
