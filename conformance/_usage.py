@@ -5,6 +5,11 @@ session header followed by ``ERROR: ...``. The program holds pytest's standard e
 start until pytest is configured and the suite's configuration has been checked
 (:func:`conformance.plugin.validate_suite_session`); then it lets everything held through. A
 run that stops before that point gets the one line the program prints for it instead.
+
+pytest's output capture, which starts before that point, takes the holding buffer for the
+standard error to put back when it ends: what pytest writes after that (its ``ERROR:`` line
+for a usage error found later, such as a bad ``-k`` expression) lands in the buffer too, and
+the program shows it, or its one line, once pytest has returned (:meth:`unshown`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ class HeldStartupErrors:
     def __init__(self) -> None:
         self.held = io.StringIO()
         self.configured = False
-        self._real: TextIO | None = None
+        self._real: TextIO = sys.stderr
+        self._shown = 0
 
     def __enter__(self) -> HeldStartupErrors:
         self._real, sys.stderr = sys.stderr, self.held
@@ -40,11 +46,7 @@ class HeldStartupErrors:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self._restore()
-
-    def _restore(self) -> None:
-        if self._real is not None:
-            sys.stderr, self._real = self._real, None
+        sys.stderr = self._real
 
     @pytest.hookimpl(trylast=True)
     def pytest_configure(self, config: pytest.Config) -> None:
@@ -52,12 +54,17 @@ class HeldStartupErrors:
 
         validate_suite_session(config)  # a bad value stops here, still held
         self.configured = True
-        self._restore()
-        sys.stderr.write(self.held.getvalue())
+        sys.stderr = self._real
+        self._real.write(self.unshown())
+        self._shown = len(self.held.getvalue())
+
+    def unshown(self) -> str:
+        """What was written to the buffer and not yet let through."""
+        return self.held.getvalue()[self._shown :]
 
     def message(self) -> str | None:
         """What pytest said was wrong, when it stopped on a bad option or value."""
-        text = self.held.getvalue()
+        text = self.unshown()
         for pattern in _MESSAGES:
             found = pattern.search(text)
             if found:

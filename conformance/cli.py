@@ -345,11 +345,11 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
         # like the other reports (see conformance.plugin.NO_VERDICT), the last run's junit.xml
         # stays as it was: an empty one would replace a real one
         _put_back(junit, previous_junit)
-    if not startup.configured:  # stopped before the run began: a bad option or value
-        message = startup.message()
+    if code == int(pytest.ExitCode.USAGE_ERROR) or not startup.configured:
+        message = startup.message()  # a bad option or value: pytest's ERROR line, as one line
         if message is not None:
             raise ConfigurationError(message)
-        print(startup.held.getvalue(), end="", file=sys.stderr)
+    print(startup.unshown(), end="", file=sys.stderr)
     if code in (EXIT_CONFORMS, EXIT_FAILS):
         verdict = "conforms" if code == EXIT_CONFORMS else "does NOT conform"
         print(

@@ -238,8 +238,11 @@ def validate_suite_session(config: pytest.Config) -> None:
     configured, before the session header, so that a bad value is all it prints."""
     if _SUITE_CONFIG in config.stash:
         return
+    from conformance._guard import limits_from
+
     try:
         suite = suite_config_from(config)
+        limits_from(config)  # checked only: the session resolves them when it starts sending
         load_catalogue()
         _check_fuzzing_options(config)
     except ConfigurationError as exc:

@@ -227,8 +227,10 @@ def test_a_run_that_judged_nothing_writes_no_report(
         (["--bogus-option"], "unrecognized arguments: --bogus-option"),
         (["--max-examples", "-3"], "--max-examples must be a positive number"),
         (["--spec", "/nowhere/openapi.yaml"], "spec /nowhere/openapi.yaml: no such file"),
+        (["--max-requests", "0"], "--max-requests must be a positive number, got 0"),
+        (["--time-budget", "-5"], "--time-budget must be a positive number, got -5.0"),
     ],
-    ids=["unknown-option", "examples-negative", "spec-missing"],
+    ids=["unknown-option", "examples-negative", "spec-missing", "budget-zero", "time-negative"],
 )
 def test_a_bad_option_pytest_refuses_is_one_line(
     args: list[str], message: str, tmp_path: Path
@@ -242,6 +244,17 @@ def test_a_bad_option_pytest_refuses_is_one_line(
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr == f"creatoraudit-conformance: error: {message}\n"
+
+
+def test_a_usage_error_found_after_the_header_is_one_line_too(tmp_path: Path) -> None:
+    """A bad -k expression is found at collection, after pytest printed its header."""
+    result = subprocess.run(
+        [*CLI, "run", "--report-dir", str(tmp_path / "reports"), "-k", "("],
+        capture_output=True, text=True, env=clean_env(), timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("creatoraudit-conformance: error: Wrong expression passed")
+    assert result.stderr.count("\n") == 1
 
 
 #: the program's entry point, with an exit handler and, optionally, a thread still working
