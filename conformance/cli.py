@@ -311,6 +311,12 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     check_option_values(rest)
     validate_spec(spec_path())
     check_fuzz_spec(rest)
+    if arguments.base_url is not None and not arguments.base_url.strip():
+        # an unset CI variable (`--base-url "$STAGING_URL"`) must not check the embedded server
+        raise ConfigurationError(
+            "the base URL (--base-url or $PYTEST_BASE_URL) is empty: give the target's API "
+            "root, or leave both out to check the embedded reference server"
+        )
     base_url: str | None = arguments.base_url or None
     if base_url:
         if not (os.environ.get("CREATORAUDIT_API_KEY") or _has_option(rest, "--api-key")):

@@ -114,6 +114,27 @@ def test_a_base_url_that_is_no_http_url_is_one_line(
     )
 
 
+@pytest.mark.parametrize("where", ["option", "variable"])
+def test_an_empty_base_url_is_an_error_not_the_embedded_server(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--base-url "$STAGING_URL"` with the variable unset must not pass green."""
+    import io
+
+    from conformance.cli import run_cli
+
+    args = ["run", "--report-dir", str(tmp_path)]
+    if where == "option":
+        args += ["--base-url", ""]
+    else:
+        monkeypatch.setenv("PYTEST_BASE_URL", "  ")
+    err = io.StringIO()
+    assert run_cli(args, io.StringIO(), err) == 2
+    assert "the base URL (--base-url or $PYTEST_BASE_URL) is empty" in err.getvalue()
+    assert err.getvalue().count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_refused_connection_exits_2_quickly(tmp_path: Path) -> None:
     env = clean_env() | {"CREATORAUDIT_API_KEY": "k"}
     started = time.monotonic()
