@@ -257,6 +257,19 @@ def unreachable_reason(failure: BaseException, timeout: float) -> str:
     return f"{type(reason).__name__}: {reason}"
 
 
+def given_keys(rest: list[str]) -> dict[str, str]:
+    """The keys the run will use, by variable name: an option (``--api-key KEY``) over the
+    variable (``CREATORAUDIT_API_KEY``), as the plugin resolves them."""
+    from conformance._config import KEY_ENV_VARS
+
+    keys: dict[str, str] = {}
+    for name, variable in KEY_ENV_VARS.items():
+        value = _option_value(rest, f"--{name.replace('_', '-')}") or os.environ.get(variable)
+        if value:
+            keys[variable] = value
+    return keys
+
+
 def _has_option(rest: list[str], option: str) -> bool:
     return any(arg == option or arg.startswith(option + "=") for arg in rest)
 
@@ -325,6 +338,11 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
                 f"required to check {base_url}"
             )
         check_reachable(base_url)
+        from conformance._preflight import check_keys
+
+        check_keys(
+            base_url, given_keys(rest), REACHABILITY_TIMEOUT, REACHABILITY_DEADLINE
+        )
     report_dir: Path = arguments.report_dir
     try:
         report_dir.mkdir(parents=True, exist_ok=True)

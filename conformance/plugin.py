@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -624,6 +625,7 @@ def pytest_runtest_makereport(
         test.broken = _broken_requirements(call.excinfo) if call.excinfo else []
         test.message = results.mask(str(call.excinfo.value) if call.excinfo else "")
         test.failure = _failure_record(item, call.excinfo)
+    _lead_with_requirement(report)
     _mask_report(report, results)
     if report.when == "teardown":  # pytest's JUnit writer reads the teardown report's
         report.user_properties.extend(_junit_properties(test, results))
@@ -723,6 +725,20 @@ def _junit_properties(test: TestResult, results: RunResults) -> list[tuple[str, 
     if test.broken:
         properties.append(("broken", " ".join(test.broken)))
     return properties
+
+
+#: how pytest names the suite's own failures before their message ("conformance._expect.
+#: ExpectationFailed: [LINK-RELINK-200] ...")
+_SUITE_FAILURE_PREFIX = re.compile(r"^conformance\.[\w.]+: (?=\[)")
+
+
+def _lead_with_requirement(report: pytest.TestReport) -> None:
+    """JUnit's failure message and the console's summary line come from the crash message,
+    which pytest starts with the exception's class: let the suite's own failures start with
+    the requirement id they break instead, as the README shows."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None and isinstance(crash.message, str):
+        crash.message = _SUITE_FAILURE_PREFIX.sub("", crash.message, count=1)
 
 
 def _mask_report(report: pytest.TestReport, results: RunResults) -> None:

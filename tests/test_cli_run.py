@@ -88,6 +88,36 @@ def test_faulty_served_reference_exits_1(tmp_path: Path) -> None:
     assert "LINK-RELINK-200" in result.stdout
 
 
+@pytest.mark.parametrize(
+    "variable", ["CREATORAUDIT_API_KEY", "CREATORAUDIT_READONLY_API_KEY"], ids=["write", "read"]
+)
+def test_a_key_the_target_does_not_know_is_one_line_not_a_verdict(
+    served: Served, tmp_path: Path, variable: str
+) -> None:
+    """A wrong key would fail nearly every check: "does NOT conform" about a target the run
+    never got to judge. It is a configuration error instead, and the key is not printed."""
+    env = {**served.env, variable: "ca_live_wrong_key_0000000000000000"}
+    result = run(["-q"], env, tmp_path)
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert result.stderr == (
+        f"creatoraudit-conformance: error: {served.base_url} does not know {variable}: it "
+        "answers 401 to it (GET /creators/{id}, as a bearer token and as X-API-Key); is it a "
+        "key of this target?\n"
+    )
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+
+
+def test_a_target_refusing_bearer_tokens_is_judged_not_refused(tmp_path: Path) -> None:
+    """It knows the key (in X-API-Key): the run goes ahead and fails AUTH-BEARER."""
+    server = Served("api-key-header-only")
+    try:
+        result = run(["-q", "--no-rerun", "-k", "test_auth"], server.env, tmp_path)
+    finally:
+        server.stop()
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "AUTH-BEARER" in result.stdout
+
+
 def test_missing_api_key_for_remote_target_exits_2(tmp_path: Path) -> None:
     result = run(["--base-url", "http://127.0.0.1:9/v2"], clean_env(), tmp_path)
     assert result.returncode == 2
