@@ -117,12 +117,14 @@ class ApiClient:
         if self._owns_transport:
             self._transport.close()
 
-    def fork(self) -> ApiClient:
+    def fork(self, sleep: Callable[[float], None] | None = None) -> ApiClient:
         """A client for another thread: its own connection, everything else shared with this
         one (request ids, budget, pacing, log, observers), so what it sends is counted, logged
-        and judged as this client's own. The cleanup deletes over a few of them at once."""
+        and judged as this client's own. The cleanup deletes over a few of them at once;
+        ``sleep`` replaces how it waits (the cleanup's may stop waiting when told to)."""
         twin = copy.copy(self)
         twin._socket = None
+        twin._sleep = sleep or self._sleep
         # an injected transport (a test's mock) is shared; closing the fork must not close it
         twin._transport = self._injected or self._new_transport()
         twin._owns_transport = self._injected is None
@@ -205,6 +207,11 @@ class ApiClient:
     def _notify(self, exchange: Exchange) -> None:
         for observer in self._observers:
             observer(exchange)
+
+    def pace(self, principal: Principal = Principal.FULL) -> None:
+        """Wait as a request with ``principal``'s key would (see :meth:`_pace`), without
+        sending it: for a caller that must not be interrupted while it sends."""
+        self._pace(self.authorization_for(principal))
 
     def _pace(self, key: str | None) -> None:
         """Wait for the window to reset when the target said it has no request left."""

@@ -35,6 +35,12 @@ ENDPOINT_ABSENT = frozenset({404, 405, 501})
 CLEANUP_CONNECTIONS = 4
 #: the order of the cleanup's waves, by path
 DELETION_ORDER = ("/accounts/", "/creators/")
+#: the longest wait of an interrupted run's cleanup for a spent rate-limit window (seconds)
+HURRIED_WAIT = 0.5
+
+
+class _Stopped(Exception):
+    """A cleanup connection was told to stop while it waited."""
 
 
 class ProvisioningFailed(AssertionError):
@@ -186,9 +192,14 @@ class Provisioner:
                 f"the request budget of {self.client.budget.limit} (--max-requests) leaves "
                 f"no room to create a {kind} and delete it again"
             )
+        # a spent rate-limit window is waited out first: the interrupts held below stay
+        # held for one request's time, not for as long as the window lasts
+        self.client.pace(principal)
         with interrupts_deferred():
             try:
-                exchange = self.client.post(KINDS[kind], principal=principal, json=body)
+                exchange = self.client.post(
+                    KINDS[kind], principal=principal, json=body, pace=False
+                )
             except RuleViolation as exc:  # judged wrong, but it may still have created it
                 self._remember(principal, kind, exc.exchange)
                 raise
@@ -215,9 +226,11 @@ class Provisioner:
         self.client.budget.reserve()
         return resource_id
 
-    def cleanup(self, connections: int = CLEANUP_CONNECTIONS) -> list[str]:
+    def cleanup(self, connections: int = CLEANUP_CONNECTIONS, hurry: bool = False) -> list[str]:
         """Delete everything this run created, accounts before creators, each kind over up to
-        ``connections`` connections at once; return what could not be deleted.
+        ``connections`` connections at once; return what could not be deleted. ``hurry``
+        (the run was interrupted): wait at most a few seconds for a spent rate-limit window,
+        and leave what is still refused then to ``creatoraudit-conformance cleanup``.
 
         Deletes of one kind do not depend on one another, and on a remote target each one
         waits a round trip, so they overlap. A resource leaves the record only once its DELETE
@@ -228,7 +241,7 @@ class Provisioner:
         for wave in self._deletion_waves():
             if stop.is_set():
                 break
-            leftovers += self._delete_wave(wave, connections, stop)
+            leftovers += self._delete_wave(wave, connections, stop, hurry)
         if stop.is_set():
             leftovers.extend(f"{p} (not attempted)" for _, p in reversed(self.created))
             self.created.clear()
@@ -246,7 +259,11 @@ class Provisioner:
         return [wave for wave in [*waves, rest] if wave]
 
     def _delete_wave(
-        self, wave: list[tuple[Principal, str]], connections: int, stop: threading.Event
+        self,
+        wave: list[tuple[Principal, str]],
+        connections: int,
+        stop: threading.Event,
+        hurry: bool,
     ) -> list[str]:
         # ids drawn here, in order: the same run sends the same requests, whichever
         # connection happens to send each
@@ -254,10 +271,14 @@ class Provisioner:
         queue = list(reversed(list(zip(wave, ids, strict=True))))  # popped from the end
         leftovers: list[str] = []
         lock = threading.Lock()
-        if connections <= 1 or len(queue) <= 1:
+        if connections <= 1:
             self._delete_queued(self.client, queue, lock, leftovers, stop)
             return leftovers
-        clients = [self.client.fork() for _ in range(min(connections, len(queue)))]
+        def sleep(seconds: float) -> None:  # a wait (pacing, Retry-After) ends at Ctrl-C
+            if stop.wait(min(seconds, HURRIED_WAIT) if hurry else seconds):
+                raise _Stopped
+
+        clients = [self.client.fork(sleep) for _ in range(min(connections, len(queue)))]
         workers = [
             threading.Thread(
                 target=self._delete_queued, args=(client, queue, lock, leftovers, stop),
@@ -293,7 +314,10 @@ class Provisioner:
                 if not queue:
                     return
                 resource, request_id = queue.pop()
-            problem = self._delete_one(client, resource, request_id, stop)
+            try:
+                problem = self._delete_one(client, resource, request_id, stop)
+            except _Stopped:  # interrupted while waiting: not sent, so still recorded
+                return
             with lock:
                 self.created.remove(resource)
                 if problem is not None:
@@ -316,6 +340,8 @@ class Provisioner:
             status = exchange.status
         except RuleViolation as exc:  # the rules judge the exchange; deletion is what counts
             status = exc.exchange.status
+        except _Stopped:
+            raise
         except TransportFailure as exc:
             stop.set()
             return f"{path} ({exc.reason})"

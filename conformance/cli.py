@@ -384,6 +384,10 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
         return code
     if code == int(pytest.ExitCode.NO_TESTS_COLLECTED):
         raise ConfigurationError("no scenario was selected to run")
+    if code == int(pytest.ExitCode.INTERRUPTED):
+        raise ConfigurationError(
+            "interrupted before the end: no verdict (the reports hold what ran)"
+        )
     raise ConfigurationError(f"the suite could not run (pytest exit code {code}); see above")
 
 

@@ -478,7 +478,9 @@ def _provisioner(
     judge_ = request.config.stash.get(_JUDGE, None)
     if judge_ is not None:  # the session's cleanup is no part of the last test's sequence
         judge_.start(None)
-    leftovers = provisioner.cleanup()
+    # interrupted (Ctrl-C, a cancelled CI job): no long wait for a spent rate-limit window
+    interrupted = request.session.exitstatus == pytest.ExitCode.INTERRUPTED
+    leftovers = provisioner.cleanup(hurry=interrupted)
     if leftovers:
         import warnings
 

@@ -138,3 +138,54 @@ def test_cleanup_of_a_single_resource(kind: str) -> None:
     path = getattr(provisioner, kind)()
     assert provisioner.cleanup() == []
     assert target.deleted == [f"/{kind}s/{path}"]
+
+
+def spent_window() -> dict[str, str]:
+    return {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 3600)}
+
+
+def test_an_interrupted_runs_cleanup_does_not_wait_out_a_spent_window() -> None:
+    """After Ctrl-C or a cancelled CI job there are seconds, not the hour a spent window may
+    last: a refused DELETE is left to `creatoraudit-conformance cleanup` and said so."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            return httpx.Response(201, json={"data": {"id": str(uuid.uuid4())}})
+        return httpx.Response(429, headers={**spent_window(), "Retry-After": "3600"})
+
+    client = ApiClient(
+        "http://target.test/v2", Credentials(api_key="ca_key"), run_id="r",
+        transport=httpx.MockTransport(handler),
+    )
+    provisioner = Provisioner(client, SuiteConfig("http://target.test/v2", client.credentials))
+    for _ in range(4):
+        provisioner.account()
+    client.get("/health")  # the target says the window is spent (the 429s below say it too)
+    started = time.monotonic()
+    leftovers = provisioner.cleanup(hurry=True)
+    assert time.monotonic() - started < 10
+    assert len(leftovers) == 4 and all("(DELETE answered 429)" in entry for entry in leftovers)
+
+
+def test_interrupts_are_not_held_while_a_create_waits_for_the_window() -> None:
+    """Creating holds Ctrl-C and SIGTERM for the one request, so that nothing is created
+    unrecorded; waiting for a spent window to reset happens before, interruptible."""
+    import signal
+
+    held_while_waiting: list[bool] = []
+
+    def sleep(seconds: float) -> None:
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+        held_while_waiting.append(signal.SIGTERM in mask)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, headers=spent_window(), json={"data": {"id": str(uuid.uuid4())}})
+
+    client = ApiClient(
+        "http://target.test/v2", Credentials(api_key="ca_key"), run_id="r",
+        transport=httpx.MockTransport(handler), sleep=sleep,
+    )
+    provisioner = Provisioner(client, SuiteConfig("http://target.test/v2", client.credentials))
+    provisioner.account()
+    provisioner.account()  # the first answer said the window is spent: this one waits first
+    assert held_while_waiting == [False]
