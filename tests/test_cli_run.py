@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -72,7 +73,7 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
 def test_separately_served_reference_conforms(served: Served, tmp_path: Path) -> None:
     result = run(["-q"], served.env, tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "conforms" in result.stdout
+    assert re.search(r"conforms \(\d+ of \d+ requirements passed, ", result.stdout)
     assert (tmp_path / "reports" / "junit.xml").is_file()
     for key in KEY_ENV_VARS.values():
         assert served.env[key] not in result.stdout + result.stderr
@@ -209,6 +210,19 @@ def test_ids_file_runs_without_creating_and_says_what_it_cannot_run(
     assert result.returncode == 0, result.stdout[-3000:]
     assert "no unused account of the own organization left" in result.stdout, result.stdout
     assert "passed" in result.stdout
+
+
+def test_a_thin_verdict_says_how_little_it_stands_on(tmp_path: Path) -> None:
+    """`--max-requests 5` skips nearly everything: "conforms" alone would read like a pass."""
+    from conformance.cli import coverage
+
+    results = tmp_path / "results.json"
+    results.write_text(
+        json.dumps({"counts": {"requirements": {"passed": 3, "skipped": 77, "untested": 13}}}),
+        encoding="utf-8",
+    )
+    assert coverage(results) == " (3 of 93 requirements passed, 77 skipped, 13 untested)"
+    assert coverage(tmp_path / "missing.json") == ""
 
 
 def test_help_is_fast() -> None:
