@@ -122,9 +122,13 @@ class RequirementResult:
 class Verdict:
     conforms_must: bool
     conforms_should: bool
+    #: the run stopped before its end (Ctrl-C, a cancelled job): what ran proves no conformance
+    interrupted: bool = False
 
     @property
     def text(self) -> str:
+        if self.interrupted:
+            return "no verdict: the run was interrupted before its end (what ran is reported)"
         if self.conforms_must and self.conforms_should:
             return "conforms to every MUST and SHOULD"
         if self.conforms_must:
@@ -158,6 +162,7 @@ class RunResults:
     tests: dict[str, TestResult] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     secrets: list[str] = field(default_factory=list, repr=False)
+    interrupted: bool = False  #: see Verdict.interrupted
 
     def mask(self, text: str) -> str:
         """Replace every key value in ``text``: failure messages may quote anything."""
@@ -217,6 +222,8 @@ class RunResults:
         ]
 
     def verdict(self) -> Verdict:
+        if self.interrupted:
+            return Verdict(False, False, interrupted=True)
         outcomes = self.by_requirement().values()
         must_ok = not any(r.outcome == "failed" for r in outcomes)
         must_ok = must_ok and not self.unattributed_failures()

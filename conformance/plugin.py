@@ -672,6 +672,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if results is None:
         return
     results.finished_at = time.time()
+    results.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
     if exitstatus == pytest.ExitCode.TESTS_FAILED and results.verdict().conforms_must:
         session.exitstatus = pytest.ExitCode.OK
     if exitstatus in NO_VERDICT:  # nothing was judged: a report would say "conforms"

@@ -193,3 +193,32 @@ def test_report_renders_without_a_usable_cache_folder(unusable_cache_dir: Path) 
     from conformance._reporting._html import render_html
 
     assert "<html" in render_html(minimal_document())
+
+
+#: two checks of the suite's kind; the second is interrupted (as by Ctrl-C)
+INTERRUPTED_RUN = """
+import pytest
+
+
+@pytest.mark.requirement("HDR-REQUEST-ID")
+def test_health_answers(api):
+    assert api.get("/health").status == 200
+
+
+def test_interrupted_here(api):
+    raise KeyboardInterrupt
+"""
+
+
+def test_an_interrupted_run_reports_no_verdict(pytester: pytest.Pytester) -> None:
+    """What ran is reported, but a run stopped half-way proves no conformance: the reports
+    must not say "conforms" next to the program's "interrupted"."""
+    pytester.makepyfile(test_interrupted=INTERRUPTED_RUN)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--report-dir=out")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    validate(document)
+    assert document["verdict"]["conforms_must"] is False
+    assert document["verdict"]["text"].startswith("no verdict: the run was interrupted")
+    summary = (pytester.path / "out" / "summary.md").read_text(encoding="utf-8")
+    assert "no verdict: the run was interrupted" in summary
