@@ -675,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("uvicorn.error").addFilter(lambda record: record.levelno >= logging.ERROR)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="creatoraudit-bench-") as tmp:
+        workdir = tmp
         bench = Bench(options, Path(tmp))
         print("bench: warm-up", flush=True)
         bench.warm_up()
@@ -692,9 +693,18 @@ def main(argv: list[str] | None = None) -> int:
     results["total_s"] = round(time.perf_counter() - started, 1)
     print_table(results)
     options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    options.output.write_text(_portable(json.dumps(results, indent=2), workdir), encoding="utf-8")
     print(f"bench: {results['total_s']}s; written {options.output}")
     return 0
+
+
+def _portable(text: str, workdir: str) -> str:
+    """bench.json without this machine's paths: the project, its venv and the scratch folder
+    become ``.``, ``.venv`` and ``$TMP`` (the commands stay readable and comparable)."""
+    for path, name in ((workdir, "$TMP"), (str(Path(sys.executable).parent.parent), ".venv"),
+                       (str(ROOT), ".")):
+        text = text.replace(json.dumps(path)[1:-1], name)
+    return text
 
 
 if __name__ == "__main__":
