@@ -45,21 +45,32 @@ def check_keys(base_url: str, keys: Mapping[str, str], timeout: float, deadline:
 
 
 def _status(base_url: str, headers: dict[str, str], timeout: float, deadline: float) -> int | None:
-    """The status of one probe, or None when it got no HTTP answer in time (the run itself
-    then reports what goes wrong, request by request)."""
-    request = urllib.request.Request(base_url.rstrip("/") + PROBE_PATH, headers=headers)
-    outcome: list[int | None] = []
+    """The status of one key probe, or None when it got no HTTP answer in time (the run
+    itself then reports what goes wrong, request by request)."""
+    outcome = probe(base_url.rstrip("/") + PROBE_PATH, headers, timeout, deadline)
+    return outcome if isinstance(outcome, int) else None
 
-    def probe() -> None:
+
+def probe(
+    url: str, headers: dict[str, str], timeout: float, deadline: float
+) -> int | BaseException | None:
+    """One GET with the standard library, in a thread so that a hanging DNS lookup cannot
+    hold the run past ``deadline``: the answer's status, the error that stopped it, or None
+    when nothing came back in time. (httpx here would import anyio before pytest starts, and
+    pytest would warn that it cannot rewrite anyio's plugin.)"""
+    request = urllib.request.Request(url, headers=headers)
+    outcome: list[int | BaseException] = []
+
+    def send() -> None:
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 outcome.append(int(response.status))
         except urllib.error.HTTPError as answer:
             outcome.append(int(answer.code))
-        except Exception:
-            outcome.append(None)
+        except BaseException as exc:  # returned to the caller's thread
+            outcome.append(exc)
 
-    worker = threading.Thread(target=probe, name="key-probe", daemon=True)
+    worker = threading.Thread(target=send, name="preflight-probe", daemon=True)
     worker.start()
     worker.join(deadline)
     return outcome[0] if outcome else None

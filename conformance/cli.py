@@ -193,45 +193,28 @@ def check_reachable(
     timeout: float = REACHABILITY_TIMEOUT,
     deadline: float = REACHABILITY_DEADLINE,
 ) -> None:
-    """Fail fast, with one line, when nothing answers at the base URL. Any HTTP answer counts.
-
-    Uses the standard library: importing httpx here would import anyio before pytest starts,
-    and pytest would then warn that it cannot rewrite anyio's plugin. The probe runs in a
-    thread so that a hanging DNS lookup cannot hold the run past ``deadline``."""
-    import threading
-    import urllib.error
-    import urllib.request
+    """Fail fast, with one line, when nothing answers at the base URL. Any HTTP answer counts
+    (the probe: :func:`conformance._preflight.probe`)."""
     from urllib.parse import urlsplit
+
+    from conformance._preflight import probe
 
     parts = urlsplit(base_url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ConfigurationError(
             f"base URL {base_url!r} is not an http:// or https:// URL with a host"
         )
-    url = base_url.rstrip("/") + "/health"
-    outcome: list[BaseException | None] = []
-
-    def probe() -> None:
-        try:
-            with urllib.request.urlopen(url, timeout=timeout):
-                outcome.append(None)
-        except BaseException as exc:  # reported below, in the caller's thread
-            outcome.append(exc)
-
-    worker = threading.Thread(target=probe, name="reachability-probe", daemon=True)
-    worker.start()
-    worker.join(deadline)
-    if not outcome:
+    outcome = probe(base_url.rstrip("/") + "/health", {}, timeout, deadline)
+    if outcome is None:
         raise ConfigurationError(
             f"cannot reach {base_url}: no answer within {deadline:g} s "
             "(name resolution or connection hangs)"
         )
-    failure = outcome[0]
-    if failure is None or isinstance(failure, urllib.error.HTTPError):
+    if isinstance(outcome, int):
         return
-    if isinstance(failure, ValueError):
-        raise ConfigurationError(f"base URL {base_url!r} is not valid: {failure}") from None
-    raise ConfigurationError(f"cannot reach {base_url}: {unreachable_reason(failure, timeout)}")
+    if isinstance(outcome, ValueError):
+        raise ConfigurationError(f"base URL {base_url!r} is not valid: {outcome}") from None
+    raise ConfigurationError(f"cannot reach {base_url}: {unreachable_reason(outcome, timeout)}")
 
 
 def unreachable_reason(failure: BaseException, timeout: float) -> str:
