@@ -301,7 +301,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     import pytest
 
     from conformance._hypothesis_storage import keep_storage_in_cache_dir
-    from conformance._resources import run_ini_path, scenarios_dir, spec_path
+    from conformance._resources import run_ini_path, scenarios_dir, spec_path, suite_plugin_args
     from conformance._usage import HeldStartupErrors
 
     check_option_values(rest)
@@ -340,6 +340,7 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
         f"--rootdir={scenarios}",
         f"--junitxml={report_dir / 'junit.xml'}",
         f"--report-dir={report_dir}",
+        *suite_plugin_args(),
     ]
     if base_url:
         args.append(f"--base-url={base_url}")

@@ -252,9 +252,11 @@ def _pytest_main(args: list[str], plugin: object) -> None:
     import contextlib
     import io
 
-    from conformance._resources import run_ini_path, scenarios_dir
+    from conformance._resources import run_ini_path, scenarios_dir, suite_plugin_args
 
-    settings = [f"--config-file={run_ini_path()}", f"--rootdir={scenarios_dir()}"]
+    settings = [
+        f"--config-file={run_ini_path()}", f"--rootdir={scenarios_dir()}", *suite_plugin_args()
+    ]
     with contextlib.redirect_stdout(io.StringIO()):
         pytest.main([*args, *settings], plugins=[plugin])
 
