@@ -235,6 +235,13 @@ class ApiClient:
         second.retried_after = wait
         return second
 
+    def _unless_budget_spent(self, cleanup: bool) -> None:
+        """A request cut short because the run's time budget ran out meanwhile (its time bound
+        was what was left of it) is the budget's doing, not the target's: the check is skipped
+        like one that starts after the budget, instead of failing on a time-out."""
+        if not cleanup and self.limits.time_exhausted():
+            raise BudgetExhausted(self.limits.time_budget_reason())
+
     def _send(self, request: httpx.Request, principal: Principal, cleanup: bool) -> Exchange:
         """One HTTP round trip within the budgets; no usable answer is a TransportFailure."""
         bound = self.limits.request_timeout
@@ -255,11 +262,13 @@ class ApiClient:
                 finally:
                     response.close()
         except httpx.HTTPError as exc:
+            self._unless_budget_spent(cleanup)
             reason = self._failure_reason(exc, watchdog)
             raise TransportFailure(request.method, str(request.url), reason) from None
         finally:
             self._socket = watchdog.socket
         if watchdog.fired:
+            self._unless_budget_spent(cleanup)
             reason = f"no complete response within {bound:g} s (the request's time bound)"
             raise TransportFailure(request.method, str(request.url), reason)
         exchange = Exchange(

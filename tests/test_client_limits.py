@@ -64,6 +64,18 @@ def test_time_budget_stops_requests() -> None:
         client.get("/creators")
 
 
+def test_a_request_the_time_budget_cuts_short_is_skipped_not_failed() -> None:
+    """Its time bound was what was left of the budget: the budget ran out, not the target."""
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        time.sleep(0.3)
+        return answer()
+
+    client = make_client(slow, time_budget=0.1)
+    with pytest.raises(BudgetExhausted, match="time budget"):
+        client.get("/creators")
+
+
 def test_waits_for_the_window_to_reset_when_none_is_left() -> None:
     reset = int(time.time()) + 5
     slept: list[float] = []
