@@ -59,7 +59,9 @@ RUN_TIMEOUT_S = 300.0
 FALLBACK_SMOKE_EXAMPLES = 10
 SCALE_OPERATIONS = (1, 10, 50)
 #: the hand-written scenarios alone (no fuzzing, no state machine), for the per-request rate
-SCENARIOS_ONLY = ["-k", "not fuzzing and not ownership_model"]
+#: the suite's per-request cost is measured in one stream, as the raw loop is one
+SCENARIOS_ONLY = ["-k", "not fuzzing and not ownership_model", "--lanes=1"]
+ONE_LANE = ["--lanes=1"]
 SCALE_EXAMPLES = 5
 QUICK_FAULTS = ("relink-returns-201", "problem-without-code", "weak-etag", "no-www-authenticate")
 #: schemathesis checks that fail a correct server on a spec documenting only part of the API
@@ -371,12 +373,14 @@ class Bench:
             scenarios = _median_run(scenario_runs)
             cold_pairs = [self.verdict_pair(server, warm=False) for _ in self._repeats()]
             warm_pairs = [self.verdict_pair(server, warm=True) for _ in self._repeats()]
+            lane_pairs = [self.lanes_pair(server) for _ in self._repeats()]
+            one_lane = _median_run([single for _, single in lane_pairs], by="wall_s")
             smoke_cold = _median_run([run for run, _ in cold_pairs], by="wall_s")
             st_cold = _median_run([st for _, st in cold_pairs], by="wall_s")
             smoke = _median_run([run for run, _ in warm_pairs], by="wall_s")
             st_default = _median_run([st for _, st in warm_pairs], by="wall_s")
             full = self.suite("suite-full", server, "full")
-            runs = [scenarios, smoke, smoke_cold, full, st_default, st_cold]
+            runs = [scenarios, smoke, one_lane, smoke_cold, full, st_default, st_cold]
             if self.options.parallel:
                 runs.append(self.suite("suite-smoke-n2", server, "smoke", ["-n", "2"]))
                 runs.append(self.suite("suite-full-n2", server, "full", ["-n", "2"]))
@@ -412,6 +416,11 @@ class Bench:
             statistics.median(p["ratio"] for p in section["verdict_pairs"][name])
             for name in ("cold", "warm")
         )
+        section["lane_pairs"] = [
+            {"smoke_wall_s": run.wall_s, "smoke_one_lane_wall_s": single.wall_s,
+             "ratio": _ratio(run.wall_s, single.wall_s)}
+            for run, single in lane_pairs
+        ]
         section["runs"] = {m.label: m.as_json() for m in runs}
         section["suite_failed_on_clean"] = _failed_on_clean(runs)
         section["schemathesis_false_failures_on_clean"] = [
@@ -424,6 +433,9 @@ class Bench:
             "smoke_wall_vs_schemathesis_default_warm": round(warm_ratio, 3),
             "smoke_wall_vs_schemathesis_budget": _ratio(smoke.wall_s, st_budget.wall_s),
             "full_wall_vs_schemathesis_default": _ratio(full.wall_s, st_default.wall_s),
+            "smoke_wall_vs_one_lane": round(
+                statistics.median(p["ratio"] for p in section["lane_pairs"]), 3
+            ),
         }
         if self.options.parallel:
             walls = {label: run["wall_s"] for label, run in section["runs"].items()}
@@ -448,6 +460,14 @@ class Bench:
         run = self.suite("suite-scenarios", server, "smoke", SCENARIOS_ONLY)
         count = max(run.suite_requests, 1)
         return run, count / measure_loop("raw", server.base_url, server.keys.api_key, count)
+
+    def lanes_pair(self, server: CountedServer) -> tuple[Measured, Measured]:
+        """A smoke run as ``run`` gives it (its tests shared by two lanes on this 2-CPU
+        machine), then at once the same in one process (``--lanes 1``)."""
+        return (
+            self.suite("suite-smoke", server, "smoke"),
+            self.suite("suite-smoke-one-lane", server, "smoke", ONE_LANE),
+        )
 
     def _repeats(self) -> range:
         return range(self.options.repeat)
@@ -602,6 +622,11 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{'':30} {name}: smoke, then schemathesis defaults right after it (s): {walls}")
     print(f"{'':30} scenario runs, each against a raw loop of as many requests right after it "
           f"(req/s): {pairs}")
+    lanes = ", ".join(
+        f"{p['smoke_wall_s']:.2f}/{p['smoke_one_lane_wall_s']:.2f}"
+        for p in clean.get("lane_pairs", [])
+    )
+    print(f"{'':30} smoke, then smoke --lanes 1 right after it (s): {lanes}")
     for m in clean["runs"].values():
         print(f"{m['label']:30} {m['exit_code']:4d} {m['wall_s']:7.2f} {m['requests']:6d} "
               f"{m['req_per_s']:7.1f} {m['suite_rate']:8.1f} {m['cpu_s']:6.2f} "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Generator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from conformance._limits import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_RETRY_AFTER_CAP,
+    RetryRecord,
     RunLimits,
 )
 
@@ -33,6 +35,17 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 _LIMITS = pytest.StashKey[RunLimits]()
 _CLIENTS = pytest.StashKey[list[ApiClient]]()
 _UNCHECKED = pytest.StashKey[dict[str, list[str]]]()
+
+
+@dataclass
+class _LaneTally:
+    """What the lanes (``conformance._lanes``) sent, for the parent's summary."""
+
+    sent: int = 0
+    retries: list[RetryRecord] = field(default_factory=list)
+
+
+_LANE_TALLY = pytest.StashKey[_LaneTally]()
 
 
 def is_suite_item(item: pytest.Item) -> bool:
@@ -188,13 +201,33 @@ def _record_retries(item: pytest.Item, report: pytest.TestReport) -> None:
         client._retries_reported = len(client.retries)  # type: ignore[attr-defined]
 
 
+def lane_summary(config: pytest.Config) -> dict[str, Any]:
+    """A lane's part of the summary below, sent to the parent at the lane's end."""
+    clients = _clients(config)
+    return {
+        "sent": sum(client.budget.sent for client in clients),
+        "retries": [asdict(record) for client in clients for record in client.retries],
+        "unchecked": config.stash.get(_UNCHECKED, {}),
+    }
+
+
+def adopt_lane_summary(config: pytest.Config, summary: Mapping[str, Any]) -> None:
+    tally = config.stash.setdefault(_LANE_TALLY, _LaneTally())
+    tally.sent += int(summary.get("sent", 0))
+    tally.retries += [RetryRecord(**record) for record in summary.get("retries", [])]
+    unchecked = config.stash.setdefault(_UNCHECKED, {})
+    for requirement, nodeids in summary.get("unchecked", {}).items():
+        unchecked.setdefault(requirement, []).extend(nodeids)
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     clients = _clients(config)
     limits = config.stash.get(_LIMITS, None)
-    if not clients or limits is None:
+    tally = config.stash.get(_LANE_TALLY, None)
+    if (not clients and tally is None) or limits is None:
         return
     write = terminalreporter.write_line
-    retries = [r for client in clients for r in client.retries]
+    retries = [r for client in clients for r in client.retries] + (tally.retries if tally else [])
     if retries:
         terminalreporter.section("creatoraudit: unexpected 429 answers")
         for record in retries:
@@ -211,7 +244,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             write("every selected check ran")
         for requirement, nodeids in sorted(unchecked.items()):
             write(f"{requirement}: {len(nodeids)} check(s) skipped")
-    sent = sum(client.budget.sent for client in clients)
+    sent = sum(client.budget.sent for client in clients) + (tally.sent if tally else 0)
     budget = f" of {limits.max_requests}" if limits.max_requests is not None else ""
     write(f"creatoraudit: {sent}{budget} requests sent")
 

@@ -13,7 +13,10 @@ and judges its own exchanges. What needs care is what is *shared*:
 - an ids file (``--ids-file``) is read by every worker, and an account may be linked only
   once, so each worker takes its own slice of the accounts.
 
-Registered by the plugin (:func:`register`) only when xdist is loaded.
+The same protocol serves the suite's own lanes (``conformance._lanes``): there the parent is
+the controller (:func:`become_controller`) and each forked lane a worker.
+
+Registered by the plugin (:func:`register`); the hooks only xdist calls are optional.
 """
 
 from __future__ import annotations
@@ -40,13 +43,54 @@ SEED_INPUT = "creatoraudit_seed"
 FAILED_OUTCOMES = frozenset({"failed", "error"})
 
 
+#: set in the parent of the suite's lanes, which is a controller without xdist
+_LANES_PARENT = pytest.StashKey[bool]()
+PLUGIN_NAME = "creatoraudit-xdist"
+
+
 def is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
 def is_controller(config: pytest.Config) -> bool:
     """The process that distributes tests to workers and runs none itself."""
-    return not is_worker(config) and config.getoption("dist", "no") != "no"
+    if is_worker(config):
+        return False
+    return config.stash.get(_LANES_PARENT, False) or config.getoption("dist", "no") != "no"
+
+
+def become_controller(config: pytest.Config, nodeids: list[str]) -> None:
+    """The parent of lanes: from now on it only rebuilds results from its workers' reports.
+    It collected, so it has results already; they still need the given keys to mask."""
+    from conformance.plugin import RESULTS
+
+    config.stash[_LANES_PARENT] = True
+    plugin = _plugin(config)
+    plugin.collected = list(nodeids)
+    results = config.stash.get(RESULTS, None)
+    if results is not None:
+        results.secrets = plugin._given_secrets()
+
+
+def _plugin(config: pytest.Config) -> XdistResults:
+    plugin = config.pluginmanager.get_plugin(PLUGIN_NAME)
+    assert isinstance(plugin, XdistResults), "registered by the plugin at configure"
+    return plugin
+
+
+def worker_output(config: pytest.Config) -> dict[str, str] | None:
+    """What a worker tells the controller at its end: its run id and (masked) target."""
+    from conformance.plugin import RESULTS
+
+    results = config.stash.get(RESULTS, None)
+    if results is None or not results.run_id:
+        return None
+    return {"run_id": results.run_id, "base_url": results.mask(results.base_url)}
+
+
+def adopt_worker_output(config: pytest.Config, worker: str, output: dict[str, str] | None) -> None:
+    if output:
+        _plugin(config).workers[worker] = dict(output)
 
 
 def worker_share(pool: IdPool | None, config: pytest.Config) -> IdPool | None:
@@ -153,10 +197,9 @@ class XdistResults:
         from conformance.plugin import RESULTS
 
         results = self.config.stash.get(RESULTS, None)
-        if is_worker(self.config) and results is not None and results.run_id:
-            self.config.workeroutput[WORKER_OUTPUT] = {  # type: ignore[attr-defined]
-                "run_id": results.run_id, "base_url": results.mask(results.base_url),
-            }
+        output = worker_output(self.config)
+        if is_worker(self.config) and output is not None:
+            self.config.workeroutput[WORKER_OUTPUT] = output  # type: ignore[attr-defined]
         elif is_controller(self.config) and results is not None:
             self._adopt_crashed(results)
             self._in_collection_order(results)
@@ -164,18 +207,20 @@ class XdistResults:
 
     # --- on the controller ---------------------------------------------------------------
 
+    @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         from conformance.plugin import fuzzing_seed
 
         node.workerinput[SEED_INPUT] = fuzzing_seed(self.config)
 
+    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         self.collected = self.collected or list(ids)
 
+    @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
         output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
-        if output:
-            self.workers[str(node.workerinput["workerid"])] = dict(output)
+        adopt_worker_output(self.config, str(node.workerinput["workerid"]), output)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -253,5 +298,5 @@ class XdistResults:
 
 
 def register(config: pytest.Config) -> None:
-    if config.pluginmanager.hasplugin("xdist"):
-        config.pluginmanager.register(XdistResults(config), "creatoraudit-xdist")
+    if not config.pluginmanager.has_plugin(PLUGIN_NAME):
+        config.pluginmanager.register(XdistResults(config), PLUGIN_NAME)

@@ -123,6 +123,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     _add_safety_options(group)
     _add_fuzzing_options(group)
+    from conformance import _lanes
+
+    _lanes.add_option(group)
 
 
 def _add_fuzzing_options(group: pytest.OptionGroup) -> None:
@@ -239,8 +242,10 @@ def validate_suite_session(config: pytest.Config) -> None:
     configured, before the session header, so that a bad value is all it prints."""
     if _SUITE_CONFIG in config.stash:
         return
+    from conformance import _lanes
     from conformance._guard import limits_from
 
+    _lanes.validate(config)
     try:
         suite = suite_config_from(config)
         limits_from(config)  # checked only: the session resolves them when it starts sending
@@ -904,10 +909,15 @@ def _add_safety_options(group: pytest.OptionGroup) -> None:
 
 
 def _register_safety_plugins(config: pytest.Config) -> None:
-    from conformance import _guard, _rerun
+    from conformance import _guard, _lanes, _rerun
     from conformance._gctune import RunCollector
 
-    for module, name in ((_guard, "creatoraudit-guard"), (_rerun, "creatoraudit-rerun")):
+    plugins = (
+        (_guard, "creatoraudit-guard"),
+        (_rerun, "creatoraudit-rerun"),
+        (_lanes, "creatoraudit-lanes"),
+    )
+    for module, name in plugins:
         if not config.pluginmanager.has_plugin(name):
             config.pluginmanager.register(module, name)
     if not config.pluginmanager.has_plugin("creatoraudit-gc"):

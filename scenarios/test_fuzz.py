@@ -72,6 +72,7 @@ schema = schemathesis.pytest.from_fixture("fuzz_schema")
     "RL-HEADERS",
     "ENV-DATA",
 )
+@pytest.mark.many_requests
 @schema.parametrize()
 def test_every_documented_operation_survives_fuzzing(case: Any, fuzz_run: FuzzRun) -> None:
     fuzz_run.send(case)

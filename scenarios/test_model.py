@@ -55,6 +55,7 @@ def machine_shard() -> tuple[int, int]:
     "AUTH-INACTIVE-403",
     "AUTH-SCOPE-403",
 )
+@pytest.mark.many_requests
 def test_every_answer_matches_the_ownership_model(
     request: pytest.FixtureRequest, api: ApiClient, data: Any, machine_shard: tuple[int, int]
 ) -> None:

@@ -246,8 +246,18 @@ def test_the_client_does_not_load_the_command_line_of_httpx() -> None:
 
 @pytest.mark.parametrize(
     "args",
-    [["--profile", "bogus"], ["--seed=x1"], ["--max-examples", "2.5"], ["--max-requests=many"]],
-    ids=["profile-unknown", "seed-not-int", "examples-not-int", "budget-not-int"],
+    [
+        ["--profile", "bogus"],
+        ["--seed=x1"],
+        ["--max-examples", "2.5"],
+        ["--max-requests=many"],
+        ["--lanes", "some"],
+        ["--lanes", "2", "-n", "2"],
+    ],
+    ids=[
+        "profile-unknown", "seed-not-int", "examples-not-int", "budget-not-int",
+        "lanes-not-a-number", "lanes-and-xdist",
+    ],
 )
 def test_bad_option_value_is_one_line_and_exit_2(args: list[str]) -> None:
     import io

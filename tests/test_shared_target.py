@@ -147,11 +147,28 @@ def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         server.stdout.close()
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["sigint", "sigterm"])
+#: (signal, who gets it, --lanes): the program alone (a CI runner's cancel, `kill`), or its
+#: whole process group, lanes included (a terminal's Ctrl-C)
+INTERRUPTS = [
+    (signal.SIGINT, "program", "1"),
+    (signal.SIGTERM, "program", "1"),
+    (signal.SIGINT, "program", "2"),
+    (signal.SIGTERM, "program", "2"),
+    (signal.SIGINT, "group", "2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("signum", "receiver", "lanes"),
+    INTERRUPTS,
+    ids=[f"{s.name.lower()}-to-{r}-lanes-{n}" for s, r, n in INTERRUPTS],
+)
 def test_interrupted_run_deletes_what_it_created(
     served: tuple[str, dict[str, str]],
     tmp_path: Path,
-    signum: int,
+    signum: signal.Signals,
+    receiver: str,
+    lanes: str,
     request: pytest.FixtureRequest,
 ) -> None:
     base_url, env = served
@@ -164,7 +181,8 @@ def test_interrupted_run_deletes_what_it_created(
     # attempt that does is required.
     failures: list[str] = []
     for attempt in range(3):
-        failure = interrupt_once(base_url, env, tmp_path / f"attempt{attempt}", signum, watcher)
+        workdir = tmp_path / f"attempt{attempt}"
+        failure = interrupt_once(base_url, env, workdir, (signum, receiver, lanes), watcher)
         if failure is None:
             return
         failures.append(failure)
@@ -173,9 +191,14 @@ def test_interrupted_run_deletes_what_it_created(
 
 
 def interrupt_once(
-    base_url: str, env: dict[str, str], workdir: Path, signum: int, watcher: ApiClient
+    base_url: str,
+    env: dict[str, str],
+    workdir: Path,
+    how: tuple[signal.Signals, str, str],
+    watcher: ApiClient,
 ) -> str | None:
     """One interrupted run; what went wrong, or None when everything held."""
+    signum, receiver, lanes = how
     workdir.mkdir()
     run = subprocess.Popen(
         [
@@ -186,19 +209,24 @@ def interrupt_once(
             f"--base-url={base_url}",
             f"--report-dir={workdir}",
             "--no-rerun",
+            f"--lanes={lanes}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
         cwd=workdir,
+        start_new_session=receiver == "group",
     )
     deadline = time.monotonic() + 30
     while not find_tagged(watcher, Principal.FULL) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert run.poll() is None, "the run ended before it could be interrupted"
     time.sleep(0.3)  # mid-way: some scenarios done, others not yet
-    run.send_signal(signum)
+    if receiver == "group":
+        os.killpg(run.pid, signum)
+    else:
+        run.send_signal(signum)
     output, _ = run.communicate(timeout=60)
     if run.returncode != 2:
         return f"exit code {run.returncode}, not 2:\n{output[-3000:]}"
