@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,6 +35,8 @@ from conformance._limits import (
 Observer = Callable[[Exchange], None]
 
 INVALID_KEY = "ca_conformance_invalid_key_0000000000"
+#: longest wait for a connection to close (see :meth:`ApiClient.close`)
+CLOSE_WAIT = 2.0
 #: what httpx.Client sends unless told otherwise; scenarios override any of them per request
 DEFAULT_HEADERS = {
     "Accept": "*/*",
@@ -114,8 +117,18 @@ class ApiClient:
         )
 
     def close(self) -> None:
-        if self._owns_transport:
-            self._transport.close()
+        """Close the connection, waiting at most :data:`CLOSE_WAIT`. An interrupt (Ctrl-C,
+        SIGTERM) that lands just after httpcore took its connection pool's lock leaves the
+        lock held, and closing then waited forever: a hung teardown after the cleanup (seen in
+        a lane). The close runs in a daemon thread; one that does not finish is left to the
+        process's exit."""
+        if not self._owns_transport:
+            return
+        closer = threading.Thread(
+            target=self._transport.close, name="conformance-close", daemon=True
+        )
+        closer.start()
+        closer.join(CLOSE_WAIT)
 
     def fork(self, sleep: Callable[[float], None] | None = None) -> ApiClient:
         """A client for another thread: its own connection, everything else shared with this

@@ -202,3 +202,27 @@ def test_cancelled_alarms_do_not_fire() -> None:
     clock.set(0.1, later.set)
     assert later.wait(5.0)
     assert not fired.is_set()
+
+
+def test_closing_does_not_hang_on_a_connection_pool_an_interrupt_left_locked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An interrupt right after httpcore took its pool's lock leaves the lock held; the
+    session's teardown then closed the client and waited forever."""
+    import threading
+
+    from conformance import _client
+
+    released = threading.Event()
+
+    class StuckTransport(httpx.BaseTransport):
+        def close(self) -> None:
+            released.wait(30)  # as a lock nobody will release
+
+    monkeypatch.setattr(_client, "CLOSE_WAIT", 0.2)
+    monkeypatch.setattr(ApiClient, "_new_transport", lambda self: StuckTransport())
+    client = ApiClient("http://target.test/v2", Credentials(api_key="ca_key"), run_id="r")
+    started = time.monotonic()
+    client.close()
+    released.set()
+    assert time.monotonic() - started < 2
