@@ -26,6 +26,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -40,6 +41,8 @@ FIRST_MARKER = "many_requests"
 #: would outweigh what it takes off a smoke run, and a shared target sees more at once
 AUTO_LANES = 2
 _HEADER = struct.Struct("!I")
+#: longest wait, once interrupted, for the lanes to delete their test data
+WIND_DOWN_WAIT = 60.0
 
 
 def add_option(group: pytest.OptionGroup) -> None:
@@ -239,10 +242,15 @@ class Dispatcher:
         parent_end.setblocking(False)
         return _Lane(number, pid, _Channel(parent_end), held=list(first))
 
-    def _serve(self, selector: selectors.BaseSelector) -> None:
+    def _serve(self, selector: selectors.BaseSelector, deadline: float | None = None) -> bool:
+        """Log what the lanes send until all have ended; False when ``deadline`` came first."""
         while selector.get_map():
-            for key, _ in selector.select():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            for key, _ in selector.select(left):
                 self._read(selector, key.data)
+        return True
 
     def _read(self, selector: selectors.BaseSelector, lane: _Lane) -> None:
         try:
@@ -343,16 +351,20 @@ class Dispatcher:
     def _wind_down(self, selector: selectors.BaseSelector) -> None:
         """Interrupted: hand out nothing more, pass the interrupt on to the lanes as a SIGTERM
         (one a terminal's Ctrl-C reached already ignores it), and wait while they delete
-        their test data. A second interrupt stops them at once."""
+        their test data, at most :data:`WIND_DOWN_WAIT`. A second interrupt, or a lane still
+        busy then, stops the lanes at once; a stopped lane's data is named for ``cleanup``."""
         self.stopping = True
         self._signal_lanes(signal.SIGTERM)
         try:
-            self._serve(selector)
+            if self._serve(selector, time.monotonic() + WIND_DOWN_WAIT):
+                return
         except KeyboardInterrupt:
-            self._signal_lanes(signal.SIGKILL)
-            for lane in self.lanes.values():
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(lane.pid, 0)
+            pass
+        self._signal_lanes(signal.SIGKILL)
+        for key in list(selector.get_map().values()):
+            selector.unregister(key.fileobj)
+            key.data.channel.sock.close()
+            self._ended(key.data)
 
     def _signal_lanes(self, signum: int) -> None:
         for lane in self.lanes.values():

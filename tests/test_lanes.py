@@ -197,3 +197,58 @@ def test_the_run_command_shares_its_tests_between_the_cpus(tmp_path: Path) -> No
     )
     lanes = min(_usable_cpus(), AUTO_LANES)
     assert len(workers) == (lanes if lanes > 1 else 0)
+
+
+#: lanes whose cleanup never ends; the conftest shortens the parent's wait for them
+STUCK_CLEANUP = {
+    "conftest": "import conformance._lanes\n\nconformance._lanes.WIND_DOWN_WAIT = 1.0\n",
+    "test_stuck": """
+import time
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def data_that_will_not_go():
+    yield
+    time.sleep(600)  # a cleanup that never ends
+
+
+def test_a(data_that_will_not_go):
+    time.sleep(600)
+
+
+def test_b(data_that_will_not_go):
+    time.sleep(600)
+""",
+}
+
+
+def test_an_interrupted_run_stops_lanes_whose_cleanup_does_not_end(
+    pytester: pytest.Pytester,
+) -> None:
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytester.makepyfile(**STUCK_CLEANUP)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--lanes=2"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,  # its lanes too can be stopped below, whatever happens
+    )
+    try:
+        time.sleep(4)  # both lanes are in their test
+        run.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        output, _ = run.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+    assert time.monotonic() - started < 10, output
+    assert run.returncode == 2, output  # interrupted
+    assert "ended (signal 9)" in output, output
