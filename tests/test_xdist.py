@@ -79,6 +79,24 @@ def junit_properties(path: Path) -> dict[str, list[str]]:
     }
 
 
+def reported_as_one_process(shared: Path, plain: Path) -> dict[str, Any]:
+    """Check that a run shared between two workers (or lanes) reports what one process does,
+    but for what genuinely differs per worker: each its own run id (test-data tag) and
+    server. Returns the shared run's results.json."""
+    document: dict[str, Any] = json.loads((shared / "results.json").read_text(encoding="utf-8"))
+    validate(document)
+    expected = json.loads((plain / "results.json").read_text(encoding="utf-8"))
+    assert comparable(document) == comparable(expected)
+    assert junit_properties(shared / "junit.xml") == junit_properties(plain / "junit.xml")
+    assert "workers" not in expected["run"]
+    workers = document["run"]["workers"]
+    assert [w["id"] for w in workers] == ["gw0", "gw1"]
+    run_ids = [w["run_id"] for w in workers]
+    assert all(re.fullmatch(r"[0-9a-f]{8}", r) for r in run_ids) and len(set(run_ids)) == 2
+    assert document["run"]["id"] == " ".join(run_ids)
+    return document
+
+
 def run(pytester: pytest.Pytester, out: str, *args: str) -> pytest.RunResult:
     """One run of the lean scenarios; the same seed, so the two runs' seeds compare equal."""
     return pytester.runpytest_inprocess(
@@ -110,20 +128,9 @@ def test_two_workers_report_what_one_process_reports(
     assert lines.count("observations (readings of ambiguous rules, not failures):") == 1
 
     reports = pytester.path / "xdist"
-    document = json.loads((reports / "results.json").read_text(encoding="utf-8"))
-    validate(document)
-    expected = json.loads((pytester.path / "plain/results.json").read_text(encoding="utf-8"))
-    assert comparable(document) == comparable(expected)
-    assert junit_properties(reports / "junit.xml") == junit_properties(
-        pytester.path / "plain/junit.xml"
-    )
-
-    # what genuinely differs per worker: each its own run id (test-data tag) and server
+    document = reported_as_one_process(reports, pytester.path / "plain")
     workers = document["run"]["workers"]
-    assert [w["id"] for w in workers] == ["gw0", "gw1"]
     run_ids = [w["run_id"] for w in workers]
-    assert all(re.fullmatch(r"[0-9a-f]{8}", r) for r in run_ids) and len(set(run_ids)) == 2
-    assert document["run"]["id"] == " ".join(run_ids)
     assert all(w["base_url"].startswith("http://127.0.0.1:") for w in workers)
     assert document["target"]["base_url"] == workers[0]["base_url"]
     summary = (reports / "summary.md").read_text(encoding="utf-8")
