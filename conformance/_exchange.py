@@ -46,6 +46,14 @@ def _parse_json(body: bytes) -> Any:
         return None
 
 
+def mask(text: str, secrets: list[str]) -> str:
+    """``text`` with every one of ``secrets`` (key values) replaced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
 @dataclass
 class Exchange:
     """What was sent and what came back. ``principal`` says which credential was used."""
@@ -91,10 +99,7 @@ class Exchange:
 
     def mask(self, text: str) -> str:
         """Replace every configured key value in ``text``; nothing secret leaves the suite."""
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, MASK)
-        return text
+        return mask(text, self.secrets)
 
     def describe(self) -> str:
         """One line naming the request (never its credentials) and the status it got."""

@@ -188,6 +188,7 @@ class _Lane:
     started: set[str] = field(default_factory=set)  # node ids begun, not yet finished
     done: bool = False
     run_id: str = ""
+    interrupted: bool = False
 
 
 class Dispatcher:
@@ -216,6 +217,9 @@ class Dispatcher:
                     self.lanes[lane.pid] = lane
                     selector.register(lane.channel.sock, selectors.EVENT_READ, lane)
                 self._serve(selector)
+                interrupted = [lane.number for lane in self.lanes.values() if lane.interrupted]
+                if interrupted:  # one lane alone was signalled: its tests did not all run
+                    raise KeyboardInterrupt(f"lane {interrupted[0]} was interrupted")
             except KeyboardInterrupt:
                 self._wind_down(selector)
                 raise
@@ -228,6 +232,7 @@ class Dispatcher:
         reporter = self.config.pluginmanager.getplugin("terminalreporter")
         if reporter is not None:
             reporter.showfspath = False  # tests finish in no file order
+            reporter.write_line(f"creatoraudit: {self.count} lanes (--lanes 1: one process)")
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
 
@@ -289,6 +294,10 @@ class Dispatcher:
             hook.pytest_runtest_logfinish(nodeid=nodeid, location=message["location"])
         elif kind == "hello":
             lane.run_id = message["run_id"]
+            self._adopt_lane_output(lane, {"output": message["output"]})
+        elif kind == "interrupted":  # the run has no verdict now: end it soon
+            lane.interrupted = self.stopping = True
+            self._signal_lanes(signal.SIGTERM)
         elif kind == "warning":
             self._log_warning(message)
         elif kind == "done":
@@ -326,10 +335,12 @@ class Dispatcher:
         cause = f"signal {-code}" if code < 0 else f"exit code {code}"
         for nodeid in sorted(lane.started):
             self._log_crash(nodeid, f"lane {lane.number} of the run ended ({cause}) in this test")
-        if lane.run_id:
+        target = self._given_target()
+        if lane.run_id and target:  # an embedded server went with its lane, data and all
             self._log_warning({
                 "text": f"lane {lane.number} ended ({cause}) before deleting its test data: "
-                f"`creatoraudit-conformance cleanup --run-id {lane.run_id}` removes it",
+                f"`creatoraudit-conformance cleanup --base-url {target} --run-id {lane.run_id}`"
+                " removes it",
                 "when": "runtest", "nodeid": "", "filename": __file__, "lineno": 0,
             })
         unstarted = [i for i in lane.held if self.items[i].nodeid not in lane.started]
@@ -339,6 +350,15 @@ class Dispatcher:
             for index in unstarted:  # no lane is left to run them
                 self._log_crash(self.items[index].nodeid, f"not run: lane {lane.number} ended")
             self.queue = [i for i in self.queue if i not in unstarted]
+
+    def _given_target(self) -> str:
+        from conformance._exchange import mask
+        from conformance.plugin import _SUITE_CONFIG
+
+        suite = self.config.stash.get(_SUITE_CONFIG, None)
+        if suite is None or not suite.base_url:
+            return ""
+        return mask(suite.base_url, suite.credentials.secrets())
 
     def _log_crash(self, nodeid: str, text: str) -> None:
         item = next(i for i in self.items if i.nodeid == nodeid)
@@ -433,7 +453,7 @@ def _lane_main(
         _become_lane(session.config, number, count, seed)
         reporter = _LaneReporter(session.config, channel)
         session.config.pluginmanager.register(reporter, "creatoraudit-lane")
-        channel.send({"kind": "hello", "run_id": _lane_run_id(session.config)})
+        channel.send({"kind": "hello", **_lane_hello(session.config)})
         _run_tests(session, channel, reporter, first)
         channel.send({"kind": "done", **_lane_output(session.config)})
     except BaseException:  # whatever ends a lane, the parent must hear of it
@@ -456,7 +476,8 @@ def _become_lane(config: pytest.Config, number: int, count: int, seed: int) -> N
     from conformance.plugin import _SUITE_CONFIG
 
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, _interrupt_once)
+        if signal.getsignal(signum) is not signal.SIG_IGN:  # ignored by the run: by its lanes too
+            signal.signal(signum, _interrupt_once)
     config.workerinput = {  # type: ignore[attr-defined]
         "workerid": f"gw{number}", "workercount": count, SEED_INPUT: seed,
     }
@@ -477,11 +498,18 @@ def _become_lane(config: pytest.Config, number: int, count: int, seed: int) -> N
 
 def _interrupt_once(signum: int, frame: object) -> None:
     """A lane's first Ctrl-C or SIGTERM unwinds it like pytest's own interrupt; the next ones
-    (the parent passes a SIGTERM on, a terminal sends Ctrl-C to every process) are ignored,
-    so that they cannot cut short the cleanup the first one started."""
+    (the parent passes a SIGTERM on, a terminal sends Ctrl-C to every process) are taken and
+    dropped, so that they cannot cut short the cleanup the first one started. (Not SIG_IGN:
+    a signal already pending when the handler changes would then raise OSError "ignored due
+    to race condition" in the middle of the cleanup.)"""
     for held in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(held, signal.SIG_IGN)
+        if signal.getsignal(held) is not signal.SIG_IGN:
+            signal.signal(held, _dropped)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _dropped(signum: int, frame: object) -> None:
+    """A lane's interrupt after the first: the cleanup it started goes on."""
 
 
 def _run_tests(
@@ -507,6 +535,8 @@ def _run_tests(
             item.config.hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
     except KeyboardInterrupt:
         session.exitstatus = pytest.ExitCode.INTERRUPTED
+        with contextlib.suppress(OSError):
+            channel.send({"kind": "interrupted"})  # no more tests: the run has no verdict
         with _warnings_sent(reporter):
             _tear_down_session(session)
         return
@@ -532,11 +562,17 @@ def _warnings_sent(reporter: _LaneReporter) -> Iterator[None]:
                 reporter.send_warning(warning, "runtest", "")
 
 
-def _lane_run_id(config: pytest.Config) -> str:
+def _lane_hello(config: pytest.Config) -> dict[str, Any]:
+    """The lane's run id and (a given URL; an embedded server has none yet) target, so that
+    the reports list a lane that dies before its end too."""
+    from conformance._exchange import mask
     from conformance.plugin import _SUITE_CONFIG
 
     suite = config.stash.get(_SUITE_CONFIG, None)
-    return suite.run_id if suite is not None else ""
+    if suite is None:
+        return {"run_id": "", "output": None}
+    target = mask(suite.base_url or "", suite.credentials.secrets())
+    return {"run_id": suite.run_id, "output": {"run_id": suite.run_id, "base_url": target}}
 
 
 def _lane_output(config: pytest.Config) -> dict[str, Any]:

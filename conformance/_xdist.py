@@ -288,13 +288,14 @@ class XdistResults:
 
     def _describe_workers(self, results: RunResults) -> None:
         """Each worker's run id and target. The run id lists them all; the target is the one
-        URL the workers shared, or (an embedded server each) the first worker's."""
+        URL the workers shared, or (an embedded server each) the first worker's that has one."""
         results.workers = [
             WorkerRun(worker, **self.workers[worker])
             for worker in sorted(self.workers, key=_worker_number)
         ]
         results.run_id = " ".join(w.run_id for w in results.workers)
-        results.base_url = results.workers[0].base_url if results.workers else ""
+        # a lane that died before reaching its embedded server has none
+        results.base_url = next((w.base_url for w in results.workers if w.base_url), "")
 
 
 def register(config: pytest.Config) -> None:

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run the suite against --base-url, or the embedded reference server",
         description="Run every scenario. Arguments not listed here go to pytest "
-        "(e.g. -k, -x, --api-key, --ids-file).",
+        "(e.g. -k, -x, --api-key, --ids-file, --profile full, --lanes 1, --reference-fault "
+        "NAME); the README lists them all.",
     )
     run.add_argument(
         "--base-url",

@@ -240,3 +240,77 @@ def test_an_interrupted_run_stops_lanes_whose_cleanup_does_not_end(
     assert time.monotonic() - started < 10, output
     assert run.returncode == 2, output  # interrupted
     assert "ended (signal 9)" in output, output
+
+
+SLEEPERS = """
+import time
+
+
+def test_a():
+    time.sleep({seconds})
+
+
+def test_b():
+    time.sleep({seconds})
+"""
+
+
+def _start(pytester: pytest.Pytester, **popen: Any) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--lanes=2"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True, **popen,
+    )
+
+
+def _lanes_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+def test_a_run_that_ignores_ctrl_c_is_not_stopped_in_its_lanes(pytester: pytest.Pytester) -> None:
+    """`run ... &` in a script starts with SIGINT ignored: a Ctrl-C to the terminal's
+    process group must not stop its lanes either (they once did, and the parent then said
+    "conforms" about the few tests that had run)."""
+    import os
+    import signal
+    import time
+
+    pytester.makepyfile(test_sleepers=SLEEPERS.format(seconds=2))
+    run = _start(pytester, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(1)
+    os.killpg(run.pid, signal.SIGINT)
+    output, _ = run.communicate(timeout=60)
+    assert run.returncode == 0, output
+    assert "2 passed" in output, output
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the lanes")
+def test_an_interrupt_of_one_lane_interrupts_the_run(pytester: pytest.Pytester) -> None:
+    """The lane's tests did not all run: no verdict (exit 2), and soon, not a verdict over
+    what happened to run."""
+    import contextlib
+    import os
+    import signal
+    import time
+
+    pytester.makepyfile(test_sleepers=SLEEPERS.format(seconds=60))
+    run = _start(pytester)
+    try:
+        deadline = time.monotonic() + 20
+        while len(_lanes_of(run.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)  # both lanes are in their test
+        os.kill(_lanes_of(run.pid)[0], signal.SIGTERM)
+        started = time.monotonic()
+        output, _ = run.communicate(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+    assert time.monotonic() - started < 10, output
+    assert run.returncode == 2, output
+    assert "was interrupted" in output, output
