@@ -272,7 +272,7 @@ class Provisioner:
         leftovers: list[str] = []
         lock = threading.Lock()
         if connections <= 1:
-            self._delete_queued(self.client, queue, lock, leftovers, stop)
+            self._delete_queued(self.client, queue, lock, leftovers, stop, hurry)
             return leftovers
         def sleep(seconds: float) -> None:  # a wait (pacing, Retry-After) ends at Ctrl-C
             if stop.wait(min(seconds, HURRIED_WAIT) if hurry else seconds):
@@ -281,7 +281,8 @@ class Provisioner:
         clients = [self.client.fork(sleep) for _ in range(min(connections, len(queue)))]
         workers = [
             threading.Thread(
-                target=self._delete_queued, args=(client, queue, lock, leftovers, stop),
+                target=self._delete_queued,
+                args=(client, queue, lock, leftovers, stop, hurry),
                 name=f"conformance-cleanup-{n}", daemon=True,
             )
             for n, client in enumerate(clients)
@@ -308,6 +309,7 @@ class Provisioner:
         lock: threading.Lock,
         leftovers: list[str],
         stop: threading.Event,
+        hurry: bool = False,
     ) -> None:
         while not stop.is_set():
             with lock:
@@ -315,7 +317,7 @@ class Provisioner:
                     return
                 resource, request_id = queue.pop()
             try:
-                problem = self._delete_one(client, resource, request_id, stop)
+                problem = self._delete_one(client, resource, request_id, stop, hurry)
             except _Stopped:  # interrupted while waiting: not sent, so still recorded
                 return
             with lock:
@@ -329,9 +331,12 @@ class Provisioner:
         resource: tuple[Principal, str],
         request_id: str,
         stop: threading.Event,
+        hurry: bool = False,
     ) -> str | None:
         """DELETE one resource; what went wrong, or None when it is gone. Any exception but an
-        interrupt is reported, not raised: the rest must still be deleted."""
+        interrupt is reported, not raised: the rest must still be deleted. In a hurry (an
+        interrupted run), a 429 even after the client's one retry means the window is spent:
+        the rest is not attempted (each would wait and be refused too) but listed at once."""
         principal, path = resource
         try:
             exchange = client.delete(
@@ -347,6 +352,8 @@ class Provisioner:
             return f"{path} ({exc.reason})"
         except Exception as exc:
             return f"{path} ({type(exc).__name__})"
+        if status == 429 and hurry:
+            stop.set()
         if status not in {200, 202, 204, 404}:
             return f"{path} (DELETE answered {status})"
         return None
