@@ -520,6 +520,14 @@ class TestData:
             self._judge.include(creation)
         return resource_id
 
+    def checked_create(self, kind: str, send: Callable[[], Exchange]) -> Exchange:
+        """A create the test checks itself; what it makes is deleted with the session's test
+        data unless the test deletes it first (:meth:`delete_checked`)."""
+        return self._provisioner.checked_create(kind, send)
+
+    def delete_checked(self, kind: str, resource_id: str) -> None:
+        self._provisioner.delete_checked(kind, resource_id)
+
     def begin_example(self) -> None:
         """Hypothesis starts another example: record only its exchanges from here on (see
         :meth:`ExchangeJudge.begin_example`)."""

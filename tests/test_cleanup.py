@@ -14,6 +14,7 @@ import pytest
 
 from conformance import ApiClient, Credentials
 from conformance._config import SuiteConfig
+from conformance._exchange import Exchange
 from conformance._provisioning import CLEANUP_CONNECTIONS, Provisioner
 
 DELETE_SECONDS = 0.02
@@ -215,3 +216,26 @@ def test_interrupts_are_not_held_while_a_create_waits_for_the_window() -> None:
     provisioner.account()
     provisioner.account()  # the first answer said the window is spent: this one waits first
     assert held_while_waiting == [False]
+
+
+def test_a_create_a_test_checks_itself_is_cleaned_up_when_the_test_stops_short() -> None:
+    """The idempotency scenarios create and delete on their own; an interrupt (or failure)
+    between the two left the resource on the target, where only `cleanup` found it."""
+    target = Target()
+    provisioner = provisioner_for(target)
+    client = provisioner.client
+
+    def create() -> Exchange:
+        return client.post("/creators", json={"name": "conformance-r-idem"})
+
+    kept = provisioner.checked_create("creator", create)
+    replayed = provisioner.checked_create("creator", lambda: kept)  # an idempotent replay
+    deleted_by_test = provisioner.checked_create("creator", create)
+    provisioner.delete_checked("creator", deleted_by_test.json()["data"]["id"])
+    assert [path for _, path in provisioner] == [f"/creators/{kept.json()['data']['id']}"]
+    assert replayed is kept
+    assert provisioner.cleanup() == []
+    assert sorted(target.deleted) == sorted(
+        f"/creators/{e.json()['data']['id']}" for e in (kept, deleted_by_test)
+    )
+    assert client.budget.reserved == 0
