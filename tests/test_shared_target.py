@@ -245,6 +245,45 @@ def sweep_leftovers(watcher: ApiClient) -> None:
             watcher.delete(tagged.path, principal=principal)
 
 
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the lanes")
+def test_a_dead_lanes_data_is_named_for_cleanup_and_cleanup_removes_it(
+    served: tuple[str, dict[str, str]], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGKILL leaves a lane no time to delete anything: the run names the command that does,
+    with the target and the lane's run id, and that command leaves nothing tagged."""
+    import re
+
+    base_url, env = served
+    watcher = ApiClient(base_url, Credentials.from_env(env), run_id="watcher")
+    request.addfinalizer(watcher.close)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cli", "run", f"--base-url={base_url}",
+         f"--report-dir={tmp_path}", "--no-rerun", "--lanes=2", "--profile=full"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
+    )
+    children = Path(f"/proc/{run.pid}/task/{run.pid}/children")
+    deadline = time.monotonic() + 30
+    while not find_tagged(watcher, Principal.FULL) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lanes = [int(p) for p in children.read_text().split()]
+    assert lanes, "no lane is running"
+    os.kill(lanes[0], signal.SIGKILL)
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 1, output[-3000:]  # the test the lane died in failed
+    hint = re.search(r"`creatoraudit-conformance cleanup --base-url (\S+) --run-id (\w+)`", output)
+    assert hint is not None and hint.group(1) == base_url, output[-3000:]
+    assert find_tagged(watcher, Principal.FULL) + find_tagged(watcher, Principal.OTHER_ORG)
+    err = io.StringIO()
+    code = run_cli(
+        ["cleanup", "--base-url", hint.group(1), "--run-id", hint.group(2),
+         "--api-key", env["CREATORAUDIT_API_KEY"],
+         "--other-org-api-key", env["CREATORAUDIT_OTHER_ORG_API_KEY"]],
+        io.StringIO(), err,
+    )
+    assert code == 0, err.getvalue()
+    assert not find_tagged(watcher, Principal.FULL) + find_tagged(watcher, Principal.OTHER_ORG)
+
+
 #: a process that provisions test data and then exits without the session's cleanup
 ABANDONING_RUN = """
 import os, sys
