@@ -189,6 +189,7 @@ class _Lane:
     done: bool = False
     run_id: str = ""
     interrupted: bool = False
+    reaped: bool = False  # its process is gone, and its pid free for another
 
 
 class Dispatcher:
@@ -329,6 +330,7 @@ class Dispatcher:
         """A lane closed its end: finished, or died. A test it died in fails (the run does not
         conform); the tests it held but had not begun go to the other lanes."""
         _, status = os.waitpid(lane.pid, 0)
+        lane.reaped = True
         if lane.done:
             return
         code = os.waitstatus_to_exitcode(status)
@@ -388,7 +390,7 @@ class Dispatcher:
 
     def _signal_lanes(self, signum: int) -> None:
         for lane in self.lanes.values():
-            if not lane.done:
+            if not (lane.done or lane.reaped):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(lane.pid, signum)
 
