@@ -145,13 +145,15 @@ def spent_window() -> dict[str, str]:
     return {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(time.time()) + 3600)}
 
 
-def test_an_interrupted_runs_cleanup_does_not_wait_out_a_spent_window() -> None:
-    """After Ctrl-C or a cancelled CI job there are seconds, not the hour a spent window may
-    last: a refused DELETE is left to `creatoraudit-conformance cleanup` and said so."""
+def spent_window_target(accounts: int, deletes: list[str]) -> Provisioner:
+    """A provisioner that made ``accounts`` accounts on a target whose rate-limit window is
+    spent for the next hour: every other request is a 429 (DELETEs noted in ``deletes``)."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
             return httpx.Response(201, json={"data": {"id": str(uuid.uuid4())}})
+        if request.method == "DELETE":
+            deletes.append(request.url.path)
         return httpx.Response(429, headers={**spent_window(), "Retry-After": "3600"})
 
     client = ApiClient(
@@ -159,9 +161,17 @@ def test_an_interrupted_runs_cleanup_does_not_wait_out_a_spent_window() -> None:
         transport=httpx.MockTransport(handler),
     )
     provisioner = Provisioner(client, SuiteConfig("http://target.test/v2", client.credentials))
-    for _ in range(4):
+    for _ in range(accounts):
         provisioner.account()
-    client.get("/health")  # the target says the window is spent (the 429s below say it too)
+    return provisioner
+
+
+def test_an_interrupted_runs_cleanup_does_not_wait_out_a_spent_window() -> None:
+    """After Ctrl-C or a cancelled CI job there are seconds, not the hour a spent window may
+    last: a refused DELETE is left to `creatoraudit-conformance cleanup` and said so."""
+
+    provisioner = spent_window_target(4, deletes=[])
+    provisioner.client.get("/health")  # the target says the window is spent (so do the 429s)
     started = time.monotonic()
     leftovers = provisioner.cleanup(hurry=True)
     assert time.monotonic() - started < 10
@@ -174,20 +184,7 @@ def test_an_interrupted_runs_cleanup_stops_at_the_first_refusal_of_a_spent_windo
     """Each DELETE would wait and be refused too (seen: 7-14 s to end an interrupted run);
     the rest is listed for `cleanup` at once."""
     deletes: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.method == "POST":
-            return httpx.Response(201, json={"data": {"id": str(uuid.uuid4())}})
-        deletes.append(request.url.path)
-        return httpx.Response(429, headers={**spent_window(), "Retry-After": "3600"})
-
-    client = ApiClient(
-        "http://target.test/v2", Credentials(api_key="ca_key"), run_id="r",
-        transport=httpx.MockTransport(handler),
-    )
-    provisioner = Provisioner(client, SuiteConfig("http://target.test/v2", client.credentials))
-    for _ in range(40):
-        provisioner.account()
+    provisioner = spent_window_target(40, deletes)
     leftovers = provisioner.cleanup(hurry=True)
     assert len(leftovers) == 40
     assert len(deletes) <= 2 * CLEANUP_CONNECTIONS, deletes  # each connection: one, retried

@@ -7,8 +7,15 @@ process with other threads running (as this test process has, from other tests' 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -212,32 +219,19 @@ def test_b(data_that_will_not_go):
 }
 
 
+NEEDS_PROC = pytest.mark.skipif(
+    not Path("/proc/self/task").exists(), reason="needs /proc to find the lanes"
+)
+
+
+@NEEDS_PROC
 def test_an_interrupted_run_stops_lanes_whose_cleanup_does_not_end(
     pytester: pytest.Pytester,
 ) -> None:
-    import contextlib
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     pytester.makepyfile(**STUCK_CLEANUP)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--lanes=2"],
-        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,  # its lanes too can be stopped below, whatever happens
-    )
-    try:
-        time.sleep(4)  # both lanes are in their test
-        run.send_signal(signal.SIGTERM)
-        started = time.monotonic()
-        output, _ = run.communicate(timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGKILL)
-        run.communicate()
-    assert time.monotonic() - started < 10, output
+    run = _start(pytester)
+    output, took = _signalled(run, lambda: run.send_signal(signal.SIGTERM))
+    assert took < 10, output
     assert run.returncode == 2, output  # interrupted
     assert "ended (signal 9)" in output, output
 
@@ -256,14 +250,30 @@ def test_b():
 
 
 def _start(pytester: pytest.Pytester, **popen: Any) -> Any:
-    import subprocess
-    import sys
-
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--lanes=2"],
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True, **popen,
     )
+
+
+def _signalled(run: Any, send: Callable[[], None]) -> tuple[str, float]:
+    """Once both lanes are in their test, ``send`` a signal; the run's output and how long it
+    took to end after it. The run's whole process group is killed afterwards, whatever
+    happened, so that no lane outlives the test."""
+    try:
+        deadline = time.monotonic() + 20
+        while len(_lanes_of(run.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1)
+        send()
+        started = time.monotonic()
+        output, _ = run.communicate(timeout=30)
+        return output, time.monotonic() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
 
 
 def _lanes_of(pid: int) -> list[int]:
@@ -275,9 +285,6 @@ def test_a_run_that_ignores_ctrl_c_is_not_stopped_in_its_lanes(pytester: pytest.
     """`run ... &` in a script starts with SIGINT ignored: a Ctrl-C to the terminal's
     process group must not stop its lanes either (they once did, and the parent then said
     "conforms" about the few tests that had run)."""
-    import os
-    import signal
-    import time
 
     pytester.makepyfile(test_sleepers=SLEEPERS.format(seconds=2))
     run = _start(pytester, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
@@ -288,29 +295,13 @@ def test_a_run_that_ignores_ctrl_c_is_not_stopped_in_its_lanes(pytester: pytest.
     assert "2 passed" in output, output
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the lanes")
+@NEEDS_PROC
 def test_an_interrupt_of_one_lane_interrupts_the_run(pytester: pytest.Pytester) -> None:
     """The lane's tests did not all run: no verdict (exit 2), and soon, not a verdict over
     what happened to run."""
-    import contextlib
-    import os
-    import signal
-    import time
-
     pytester.makepyfile(test_sleepers=SLEEPERS.format(seconds=60))
     run = _start(pytester)
-    try:
-        deadline = time.monotonic() + 20
-        while len(_lanes_of(run.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1)  # both lanes are in their test
-        os.kill(_lanes_of(run.pid)[0], signal.SIGTERM)
-        started = time.monotonic()
-        output, _ = run.communicate(timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGKILL)
-        run.communicate()
-    assert time.monotonic() - started < 10, output
+    output, took = _signalled(run, lambda: os.kill(_lanes_of(run.pid)[0], signal.SIGTERM))
+    assert took < 10, output
     assert run.returncode == 2, output
     assert "was interrupted" in output, output
