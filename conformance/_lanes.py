@@ -81,18 +81,20 @@ def _usable_cpus() -> int:
 
 
 def _why_single(config: pytest.Config, items: list[pytest.Item]) -> str | None:
-    """Why this run keeps to one process, or None when its tests can be shared."""
+    """Why this run keeps to one process, or None when its tests can be shared. The limits
+    are the run's own, as the guard resolved them (options over environment variables)."""
+    from conformance import _guard
+
     option = config.getoption
     if hasattr(config, "workerinput") or option("dist", "no") != "no":
         return "pytest-xdist shares the tests"
     reasons = {
-        "--max-requests is a budget of the whole run": option("creatoraudit_max_requests", None)
-        or os.environ.get("CREATORAUDIT_MAX_REQUESTS"),
+        "--max-requests is a budget of the whole run": _guard.run_limits(config).max_requests
+        is not None,
         "--request-log is one file": option("creatoraudit_request_log", None),
-        "--enable-disruptive spends the limits other tests rely on": option(
-            "creatoraudit_enable_disruptive", None
-        )
-        or os.environ.get("CREATORAUDIT_ENABLE_DISRUPTIVE") == "1",
+        "--enable-disruptive spends the limits other tests rely on": _guard.disruptive_enabled(
+            config
+        ),
         "a debugger needs the test in this process": option("usepdb", False)
         or option("trace", False),
         "this platform cannot fork": not hasattr(os, "fork"),

@@ -139,14 +139,25 @@ def test_every_lane_fuzzes_with_the_seed_the_header_prints(pytester: pytest.Pyte
 
 @pytest.mark.parametrize(
     "option",
-    ["--max-requests=100000", "--request-log=requests.jsonl", "--enable-disruptive"],
-    ids=["request-budget", "request-log", "disruptive"],
+    [
+        "--max-requests=100000",
+        "--request-log=requests.jsonl",
+        "--enable-disruptive",
+        "CREATORAUDIT_ENABLE_DISRUPTIVE=true",
+        "CREATORAUDIT_MAX_REQUESTS=100000",
+    ],
+    ids=["request-budget", "request-log", "disruptive", "disruptive-env", "request-budget-env"],
 )
 def test_a_run_that_cannot_be_shared_keeps_to_one_process(
-    pytester: pytest.Pytester, option: str
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, option: str
 ) -> None:
     """A request budget counts the whole run, a request log is one file, and a disruptive
-    check exhausts the rate-limit window the other lane's checks would run in."""
+    check exhausts the rate-limit window the other lane's checks would run in; set by option
+    or by variable, as the run reads them."""
+    if "=" in option and not option.startswith("--"):
+        name, value = option.split("=", 1)
+        monkeypatch.setenv(name, value)
+        option = "--lanes=2"
     result = pytester.runpytest_subprocess(
         str(scenarios_dir()), "-p", "no:cacheprovider", *LEAN, "--lanes=2", "--report-dir=out",
         option,
