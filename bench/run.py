@@ -565,7 +565,7 @@ class Bench:
 def _smoke_examples() -> int:
     if not suite_has_profiles():
         return FALLBACK_SMOKE_EXAMPLES
-    from conformance._fuzzing import PROFILE_SETTINGS  # type: ignore[import-not-found]
+    from conformance._profiles import PROFILE_SETTINGS  # type: ignore[import-not-found]
 
     return int(PROFILE_SETTINGS["smoke"].fuzz_examples)
 

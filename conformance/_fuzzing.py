@@ -31,31 +31,10 @@ from schemathesis.core.result import Ok
 from conformance._config import ConfigurationError, Credentials, Principal
 from conformance._exchange import CaseInsensitiveHeaders, Exchange
 from conformance._hypothesis_storage import seed_utf8_table
+from conformance._profiles import Profile
 from conformance._rules import RuleViolation
 
-PROFILES = ("smoke", "full")
 Case = SchemathesisCase[Any]
-
-
-@dataclass(frozen=True)
-class Profile:
-    """How hard each engine tries. ``smoke`` runs on every push; ``full`` nightly."""
-
-    name: str
-    fuzz_examples: int
-    machine_examples: int
-    machine_steps: int
-    #: the state machine's examples split into this many test items (each its own seed), so
-    #: pytest-xdist can spread a long run over workers; one item when the budget is small
-    machine_shards: int = 1
-
-
-PROFILE_SETTINGS: dict[str, Profile] = {
-    "smoke": Profile("smoke", fuzz_examples=5, machine_examples=8, machine_steps=25),
-    "full": Profile(
-        "full", fuzz_examples=300, machine_examples=150, machine_steps=50, machine_shards=4
-    ),
-}
 
 #: Built-in checks left out, and why.
 EXCLUDED_CHECKS: dict[str, str] = {
@@ -78,6 +57,31 @@ EXCLUDED_CHECKS: dict[str, str] = {
 #: 422; 400/404/405/406/415 are the other documented refusals a mangled request can meet
 #: (404 when mangling leaves the route, 405 for a path that now names another resource).
 NEGATIVE_EXPECTED_STATUSES = ["400", "401", "403", "404", "405", "406", "415", "422"]
+
+
+# --- the test -------------------------------------------------------------------------------
+
+
+def for_every_operation(
+    request: Any, schema_fixture: str, test: Callable[..., None]
+) -> None:
+    """Run ``test(case, **fixtures)`` for every operation of the schema that the fixture named
+    ``schema_fixture`` gives, as ``@schemathesis.pytest.from_fixture(...).parametrize()`` would:
+    one subtest per operation, schemathesis' phases, checks and failure reports. Built when the
+    test runs, so that collecting it imports nothing of schemathesis (see scenarios/test_fuzz)."""
+    _register_schemathesis_plugin(request.config)
+    lazy_test = schemathesis.pytest.from_fixture(schema_fixture).parametrize()(test)
+    lazy_test(request=request)
+
+
+def _register_schemathesis_plugin(config: Any) -> None:
+    """Schemathesis' pytest plugin formats its failures and reports per operation; a run loads
+    it here, with schemathesis, instead of at start-up (a plain ``pytest`` has it already,
+    from its entry point)."""
+    import schemathesis.pytest.plugin as plugin
+
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "schemathesis.pytest.plugin")
 
 
 # --- the spec -------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ def run_ini_path() -> Path:
 #: schemathesis and the suite look it up.
 SUITE_PLUGINS = (
     "conformance.plugin",
-    "schemathesis.pytest.plugin",
     "_hypothesis_pytestplugin",
     "pytest_base_url.plugin",
     "xdist",

@@ -130,10 +130,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _add_fuzzing_options(group: pytest.OptionGroup) -> None:
     """Controls of the fuzzer and the state machine (conformance._fuzzing, conformance._model)."""
+    from conformance._profiles import PROFILES
+
     group.addoption(
         "--profile",
         dest="creatoraudit_profile",
-        choices=("smoke", "full"),
+        choices=PROFILES,
         default="smoke",
         help="how hard fuzzing and the state machine try: smoke (default, every push) or full",
     )

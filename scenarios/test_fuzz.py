@@ -1,24 +1,31 @@
 """Spec-driven fuzzing: every operation of the loaded document, positive and negative data,
 explicit examples and the coverage phase, judged by schemathesis' checks and the project's rules.
+
+Schemathesis is imported when the test runs, not when it is collected: a run's parent process
+collects every test but runs none (conformance._lanes), so it never pays for the import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import schemathesis
 
 from conformance import ApiClient, link_path
-from conformance._fuzzing import PROFILE_SETTINGS, FuzzRun, IdMix, configure, load_spec
+from conformance._profiles import PROFILE_SETTINGS
 from conformance._resources import spec_path
 from conformance.plugin import Target, fuzzing_seed
+
+if TYPE_CHECKING:
+    from conformance._fuzzing import FuzzRun, IdMix
 
 
 def provisioned_ids(api: ApiClient, data: Any) -> IdMix:
     """Own creators (one owning a linked account), an unlinked own account, and the other
     organization's creator and account, so fuzzed requests reach 201, 200, 409 and 404."""
+    from conformance._fuzzing import IdMix
+
     owner, rival = data.creator(), data.creator()
     linked, unlinked = data.account(), data.account()
     api.put(link_path(owner, linked))
@@ -33,6 +40,8 @@ def provisioned_ids(api: ApiClient, data: Any) -> IdMix:
 def fuzz_run(
     request: pytest.FixtureRequest, api: ApiClient, data: Any, conformance_target: Target
 ) -> FuzzRun:
+    from conformance._fuzzing import FuzzRun
+
     config = request.config
     profile = PROFILE_SETTINGS[config.getoption("creatoraudit_profile")]
     return FuzzRun(
@@ -55,11 +64,15 @@ def fuzz_schema(request: pytest.FixtureRequest, fuzz_run: FuzzRun) -> Iterator[A
     # has; giving it one keeps the loader working and changes nothing pytest reports.
     if not hasattr(request.node, "_nodeid"):
         request.node._nodeid = request.node.nodeid
+    from conformance._fuzzing import configure, load_spec
+
     location = request.config.getoption("creatoraudit_spec") or spec_path()
     yield configure(load_spec(location), fuzz_run)
 
 
-schema = schemathesis.pytest.from_fixture("fuzz_schema")
+def send_each_case(case: Any, fuzz_run: FuzzRun) -> None:
+    """What each generated case goes through (its other arguments are fixtures)."""
+    fuzz_run.send(case)
 
 
 @pytest.mark.requirement(
@@ -73,6 +86,8 @@ schema = schemathesis.pytest.from_fixture("fuzz_schema")
     "ENV-DATA",
 )
 @pytest.mark.many_requests
-@schema.parametrize()
-def test_every_documented_operation_survives_fuzzing(case: Any, fuzz_run: FuzzRun) -> None:
-    fuzz_run.send(case)
+@pytest.mark.usefixtures("fuzz_schema", "fuzz_run")  # set up (and failing) before the test
+def test_every_documented_operation_survives_fuzzing(request: pytest.FixtureRequest) -> None:
+    from conformance._fuzzing import for_every_operation
+
+    for_every_operation(request, "fuzz_schema", send_each_case)

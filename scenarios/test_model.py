@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conformance import ApiClient
-from conformance._fuzzing import PROFILE_SETTINGS
-from conformance._model import machine_for, run_link_machine
+from conformance._model import machine_for, run_link_machine  # hypothesis: lanes share it
+from conformance._profiles import PROFILE_SETTINGS
 from conformance.plugin import fuzzing_seed
 
 #: the link owner (see TestData.owner) each of the model's creator roles is

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conformance._fuzzing import PROFILE_SETTINGS
+from conformance._profiles import PROFILE_SETTINGS
 from conformance._resources import scenarios_dir
 from conformance.cli import run_cli
 
