@@ -244,6 +244,22 @@ def test_the_client_does_not_load_the_command_line_of_httpx() -> None:
     assert result.stdout.split() == ["[]", "Client"], result.stderr
 
 
+def test_collecting_the_scenarios_does_not_import_schemathesis() -> None:
+    """A run's parent collects every test and runs none (lanes): schemathesis, a fifth of its
+    start-up, is imported by the lane that fuzzes, when the fuzzing test runs."""
+    probe = (
+        "import sys, pytest\n"
+        "from conformance._resources import run_ini_path, scenarios_dir, suite_plugin_args\n"
+        "code = pytest.main([str(scenarios_dir()), f'--config-file={run_ini_path()}',\n"
+        "    f'--rootdir={scenarios_dir()}', '--collect-only', '-q', *suite_plugin_args()])\n"
+        "print('collected' if code == 0 else code, sorted({'schemathesis'} & set(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, env=clean_env()
+    )
+    assert result.stdout.splitlines()[-1] == "collected []", result.stdout[-2000:] + result.stderr
+
+
 @pytest.mark.parametrize(
     "args",
     [
