@@ -35,9 +35,10 @@ def run_ini_path() -> Path:
 #: distribution is marked for pytest's assertion rewriting, so every module of schemathesis and
 #: hypothesis (several hundred, also those imported lazily mid-run) went through pytest's
 #: importer instead of Python's own: a quarter of a second of every smoke run (1.72 -> 1.48 s
-#: against one ``serve`` target, four alternating pairs). ``schemathesis.pytest.plugin`` is
-#: named by module so only that module is marked; xdist by its entry point name, under which
-#: schemathesis and the suite look it up.
+#: against one ``serve`` target, four alternating pairs). xdist is named by its entry point
+#: name, under which schemathesis and the suite look it up. Schemathesis' own plugin is not
+#: here: the fuzzing test loads it, with schemathesis, when it runs (conformance/_fuzzing.py),
+#: so that a run's parent, which runs no test, never imports schemathesis.
 SUITE_PLUGINS = (
     "conformance.plugin",
     "_hypothesis_pytestplugin",
