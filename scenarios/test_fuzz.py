@@ -91,3 +91,8 @@ def test_every_documented_operation_survives_fuzzing(request: pytest.FixtureRequ
     from conformance._fuzzing import for_every_operation
 
     for_every_operation(request, "fuzz_schema", send_each_case)
+
+
+# hypothesis' pytest plugin treats it as the hypothesis test it runs (schemathesis' own wrapper
+# says the same): it reports the examples' statistics and hypothesis' notes with the test
+test_every_documented_operation_survives_fuzzing.is_hypothesis_test = True  # type: ignore[attr-defined]

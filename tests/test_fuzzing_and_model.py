@@ -54,6 +54,16 @@ def test_clean_reference_passes_both_engines_in_smoke(pytester: pytest.Pytester)
     assert {r.nodeid.split("::")[-1] for r in passed} >= {FUZZ_TEST, MODEL_TEST}
 
 
+def test_fuzzing_reports_hypothesis_statistics_in_junit(pytester: pytest.Pytester) -> None:
+    """The fuzzing test is a plain test that runs hypothesis inside: hypothesis' plugin still
+    takes it for one and writes its statistics, as for schemathesis' own wrapper."""
+    junit = pytester.path / "junit.xml"
+    recorder = run_engines(pytester, "--seed", "11", "-k", FUZZ_TEST, f"--junitxml={junit}")
+    assert not recorder.listoutcomes()[2]
+    properties = re.findall(r'property name="hypothesis-statistics-([^"]+)"', junit.read_text())
+    assert [name.split("::")[-1] for name in properties] == [FUZZ_TEST]
+
+
 @pytest.mark.parametrize("fault", sorted(FAULT_CAUGHT_BY))
 def test_fault_is_caught_by_its_engine_in_smoke(pytester: pytest.Pytester, fault: str) -> None:
     test_name, evidence = FAULT_CAUGHT_BY[fault]
