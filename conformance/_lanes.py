@@ -35,6 +35,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from conformance import _provisioning
+
 #: the marker of a test that sends many requests (hypothesis-driven); lanes start it first
 FIRST_MARKER = "many_requests"
 #: most lanes ``--lanes auto`` uses: beyond two, each lane's own test data and start-up
@@ -303,6 +305,8 @@ class Dispatcher:
             self._signal_lanes(signal.SIGTERM)
         elif kind == "warning":
             self._log_warning(message)
+        elif kind == "said":  # what a lane's exit says, on the run's standard error
+            print(message["text"], file=sys.stderr, flush=True)
         elif kind == "done":
             lane.done = True
             self._adopt_lane_output(lane, message)
@@ -466,6 +470,9 @@ def _lane_main(
         with contextlib.suppress(BaseException):
             _tear_down_session(session)
     finally:
+        with contextlib.suppress(BaseException):  # os._exit runs no exit handler: do its work
+            for text in _provisioning.run_exit_nets():
+                channel.send({"kind": "said", "text": text})
         with contextlib.suppress(BaseException):
             sys.stderr.flush()
         os._exit(code)

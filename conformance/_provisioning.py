@@ -37,6 +37,8 @@ CLEANUP_CONNECTIONS = 4
 DELETION_ORDER = ("/accounts/", "/creators/")
 #: the longest wait of an interrupted run's cleanup for a spent rate-limit window (seconds)
 HURRIED_WAIT = 0.5
+#: provisioners whose safety net is up (see :meth:`Provisioner.delete_at_exit`)
+_EXIT_NETS: list[Provisioner] = []
 
 
 class _Stopped(Exception):
@@ -119,6 +121,15 @@ def _fill(template: Any, run_id: str, n: int) -> Any:
     return template
 
 
+def run_exit_nets() -> list[str]:
+    """What the interpreter's exit does for this process's provisioners whose cleanup did not
+    run to its end, for a process that ends without it: a lane ends with ``os._exit``, and an
+    interrupt that cut its session's cleanup short left the rest on the target, unnamed.
+    Returns what each net says, for the caller to print."""
+    said = [provisioner.delete_what_is_left() for provisioner in list(_EXIT_NETS)]
+    return [text for text in said if text]
+
+
 class Provisioner:
     """Creates tagged resources through the API and deletes exactly those at the end."""
 
@@ -135,24 +146,32 @@ class Provisioner:
     def delete_at_exit(self) -> None:
         """A safety net under session teardown: if the process exits with resources still
         recorded (pytest itself failed while reporting an interrupt, or the teardown was cut
-        short), the interpreter's exit deletes them. :meth:`cleanup` removes the net."""
+        short), the interpreter's exit deletes them (a lane, which ends without the
+        interpreter's exit, calls :func:`run_exit_nets`). :meth:`cleanup` removes the net."""
         if not self._exit_net:
             atexit.register(self._cleanup_at_exit)
+            _EXIT_NETS.append(self)
             self._exit_net = True
 
     def _cleanup_at_exit(self) -> None:
+        said = self.delete_what_is_left()
+        if said:
+            print(said, file=sys.stderr)
+
+    def delete_what_is_left(self) -> str | None:
+        """The safety net's work: delete what is still recorded, and say how it went (None:
+        nothing was left)."""
         if not self.created:
-            return
+            return None
         count_before = len(self.created)
         try:
             leftovers = self.cleanup(connections=1)  # no new threads while the process exits
         except BaseException as exc:  # at exit nothing is left to report it; say it here
             leftovers = [f"{path} (not attempted: {type(exc).__name__})" for _, path in self]
-        print(
+        return (
             f"creatoraudit-conformance: deleted {count_before - len(leftovers)} of "
-            f"{count_before} test resources at exit (the session's own cleanup did not run)"
-            + (f"; still there: {', '.join(leftovers)}" if leftovers else ""),
-            file=sys.stderr,
+            f"{count_before} test resources at exit (the session's own cleanup did not finish)"
+            + (f"; still there: {', '.join(leftovers)}" if leftovers else "")
         )
 
     def creator(self, org: str = "own") -> str:
@@ -274,6 +293,7 @@ class Provisioner:
             self.created.clear()
         if self._exit_net:
             atexit.unregister(self._cleanup_at_exit)
+            _EXIT_NETS.remove(self)
             self._exit_net = False
         return leftovers
 

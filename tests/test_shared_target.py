@@ -238,6 +238,53 @@ def interrupt_once(
     return None
 
 
+#: a pytest plugin for the run under test: the first lane's Ctrl-C lands just as its
+#: session's own cleanup starts (the window a run's last tenth of a second is in)
+CTRL_C_AT_CLEANUP = """
+import os, signal
+from conformance import _provisioning
+
+_cleanup = _provisioning.Provisioner.cleanup
+_fired = []
+
+def cleanup(self, *args, **kwargs):
+    if os.environ.get("PYTEST_XDIST_WORKER") == "gw0" and not _fired:
+        _fired.append(True)
+        os.kill(os.getpid(), signal.SIGINT)
+    return _cleanup(self, *args, **kwargs)
+
+_provisioning.Provisioner.cleanup = cleanup
+"""
+
+
+@pytest.mark.parametrize("lanes", ["1", "2"])
+def test_ctrl_c_during_the_final_cleanup_leaves_nothing_behind(
+    served: tuple[str, dict[str, str]], tmp_path: Path, request: pytest.FixtureRequest,
+    lanes: str,
+) -> None:
+    """An interrupt that cuts the session's cleanup short leaves the rest to the exit net,
+    in a lane too (a lane ends with os._exit, which runs no exit handler)."""
+    base_url, env = served
+    watcher = ApiClient(base_url, Credentials.from_env(env), run_id="watcher")
+    request.addfinalizer(watcher.close)
+    request.addfinalizer(lambda: sweep_leftovers(watcher))
+    (tmp_path / "ctrl_c_at_cleanup.py").write_text(CTRL_C_AT_CLEANUP, encoding="utf-8")
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])}
+    if lanes == "1":  # one process is no xdist worker: it gets the interrupt all the same
+        env["PYTEST_XDIST_WORKER"] = "gw0"
+    run = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", f"--base-url={base_url}",
+         f"--report-dir={tmp_path / 'reports'}", "--no-rerun", f"--lanes={lanes}",
+         "-p", "ctrl_c_at_cleanup"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 2, output[-3000:]
+    left = find_tagged(watcher, Principal.FULL) + find_tagged(watcher, Principal.OTHER_ORG)
+    assert left == [], f"{len(left)} left behind:\n{output[-3000:]}"
+    assert "test resources at exit" in output, output[-3000:]
+
+
 def sweep_leftovers(watcher: ApiClient) -> None:
     """Between attempts: the next attempt must start from an empty target."""
     for principal in (Principal.FULL, Principal.OTHER_ORG):
