@@ -53,20 +53,40 @@ class ProvisioningUnavailable(Exception):
     """Test data of this kind cannot be had; the message says why and what would enable it."""
 
 
+#: the signals that interrupt a run (Ctrl-C, a cancelled CI job)
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextmanager
 def interrupts_deferred() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM while a resource is created and recorded, so an interrupt cannot
     land between the server creating it and the run remembering to delete it. The wait is
-    bounded by the request's own time bound; the signal is delivered right after."""
+    bounded by the request's own time bound; the signal is delivered right after.
+
+    The Python handlers are swapped, not this thread's signal mask: a signal sent to the
+    process goes to any thread that does not block it (the client's watchdog, a server
+    thread), and Python then runs the handler in the main thread all the same, mid-create
+    (seen: one account left, unnamed, by a lane stopped at the wrong moment)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    pending: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        pending.append(signum)
+
+    previous = {}
+    for signum in INTERRUPTS:
+        handler = signal.getsignal(signum)
+        if handler not in (signal.SIG_IGN, None):  # an ignored interrupt stays ignored
+            previous[signum] = signal.signal(signum, hold)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if pending:
+            signal.raise_signal(pending[0])
 
 
 @dataclass

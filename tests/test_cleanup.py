@@ -199,8 +199,9 @@ def test_interrupts_are_not_held_while_a_create_waits_for_the_window() -> None:
     held_while_waiting: list[bool] = []
 
     def sleep(seconds: float) -> None:
-        mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
-        held_while_waiting.append(signal.SIGTERM in mask)
+        held_while_waiting.append(signal.getsignal(signal.SIGTERM) is not original)
+
+    original = signal.getsignal(signal.SIGTERM)
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(201, headers=spent_window(), json={"data": {"id": str(uuid.uuid4())}})
@@ -213,6 +214,41 @@ def test_interrupts_are_not_held_while_a_create_waits_for_the_window() -> None:
     provisioner.account()
     provisioner.account()  # the first answer said the window is spent: this one waits first
     assert held_while_waiting == [False]
+
+
+def test_an_interrupt_another_thread_receives_mid_create_waits_until_it_is_recorded() -> None:
+    """A signal sent to the process goes to any thread that does not block it, and Python runs
+    its handler in the main thread, in the middle of the create: blocking the signal in the
+    main thread alone let an account be created and never recorded."""
+    import signal
+
+    created_on_target: list[str] = []
+    answering, signalled = threading.Event(), threading.Event()
+
+    def watchdog_like() -> None:  # started before the create, like the client's watchdog
+        answering.wait(10)
+        signal.raise_signal(signal.SIGINT)  # delivered to this thread, which does not block it
+        signalled.set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        resource_id = str(uuid.uuid4())
+        created_on_target.append(resource_id)  # the target has made it; the answer is on its way
+        answering.set()
+        signalled.wait(10)
+        for _ in range(1000):  # Python runs the handler at one of these steps, unless held
+            pass
+        return httpx.Response(201, json={"data": {"id": resource_id}})
+
+    elsewhere = threading.Thread(target=watchdog_like, daemon=True)
+    elsewhere.start()
+    client = ApiClient(
+        "http://target.test/v2", Credentials(api_key="ca_key"), run_id="r",
+        transport=httpx.MockTransport(handler),
+    )
+    provisioner = Provisioner(client, SuiteConfig("http://target.test/v2", client.credentials))
+    with pytest.raises(KeyboardInterrupt):
+        provisioner.account()
+    assert [path for _, path in provisioner] == [f"/accounts/{created_on_target[0]}"]
 
 
 def test_a_create_a_test_checks_itself_is_cleaned_up_when_the_test_stops_short() -> None:

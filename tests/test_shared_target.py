@@ -281,7 +281,7 @@ def test_ctrl_c_during_the_final_cleanup_leaves_nothing_behind(
     output = run.stdout + run.stderr
     assert run.returncode == 2, output[-3000:]
     left = find_tagged(watcher, Principal.FULL) + find_tagged(watcher, Principal.OTHER_ORG)
-    assert left == [], f"{len(left)} left behind:\n{output[-3000:]}"
+    assert left == [], f"{[t.name for t in left]} left behind:\n{output[-3000:]}"
     assert "test resources at exit" in output, output[-3000:]
 
 
