@@ -243,6 +243,7 @@ class FuzzRun:
                 timeout=self.request_timeout,
             )
         except BaseExceptionGroup as failures:  # schemathesis' FailureGroup
+            name_requirements(failures)
             # Schemathesis' own reproduction filters the key out; add one that reads it from
             # the environment, and the seed, as every fuzzing failure must show.
             if len(self.log) > judged:
@@ -252,6 +253,33 @@ class FuzzRun:
     def requests_sent(self) -> list[str]:
         """Method and path of every judged request, provisioned ids replaced by their roles."""
         return [self.ids.normalise(f"{e.method} {urlsplit(e.url).path}") for e in self.log]
+
+
+#: schemathesis' failure codes of a server error; its other checks judge what the loaded
+#: document says of the answers (status, content type, headers, schema, invalid data refused,
+#: auth enforced), which is SPEC-RESPONSES-CONFORM
+SERVER_ERROR_CODES = frozenset({"ST101", "ST102"})
+#: the code of a custom check's failure: the project's rules, whose messages name their ids
+CUSTOM_CHECK_CODE = "ST901"
+
+
+def name_requirements(failures: BaseExceptionGroup[Any]) -> None:
+    """Note on each of schemathesis' own check failures the requirement it breaks, as the
+    project's rules name theirs, so that the reports fail that requirement and not every one
+    the fuzzing test verifies (SPEC-NO-SERVER-ERROR for a server error)."""
+    for failure in failures.exceptions:
+        if isinstance(failure, BaseExceptionGroup):
+            name_requirements(failure)
+            continue
+        code = getattr(failure, "code", None)
+        if not isinstance(code, str) or code == CUSTOM_CHECK_CODE:
+            continue
+        requirement = "SPEC-NO-SERVER-ERROR" if code in SERVER_ERROR_CODES else (
+            "SPEC-RESPONSES-CONFORM"
+        )
+        note = f"[{requirement}] {getattr(failure, 'title', 'check failed')} (schemathesis {code})"
+        if note not in (getattr(failure, "__notes__", None) or []):
+            failure.add_note(note)
 
 
 def project_rules_check(run: FuzzRun) -> Callable[[Any, Response, Case], bool | None]:

@@ -136,6 +136,15 @@ class Verdict:
         return "does NOT conform (a MUST failed)"
 
 
+def _reason(test: TestResult, rid: str) -> str:
+    """Why a failed test breaks ``rid``: the line of its message that names it, else the
+    first."""
+    lines = test.message.splitlines()
+    if not lines:
+        return test.outcome
+    return next((line for line in lines if line.startswith(f"[{rid}]")), lines[0])
+
+
 def requirement_ids_in(message: str) -> list[str]:
     """The ``[ID]`` tags a failure message names, in order, without repeats."""
     return list(dict.fromkeys(REQUIREMENT_TAG.findall(message)))
@@ -200,7 +209,7 @@ class RunResults:
             entry.tests.append(test.nodeid)
             if test.outcome in {"failed", "error"} and rid in failing:
                 entry.outcome = "warned" if not entry.requirement.is_must else "failed"
-                entry.reasons.append(test.message.splitlines()[0] if test.message else test.outcome)
+                entry.reasons.append(_reason(test, rid))
             elif test.outcome == "passed" and entry.outcome in {"untested", "skipped"}:
                 entry.outcome = "passed"
             elif test.outcome == "skipped" and entry.outcome == "untested":

@@ -616,13 +616,52 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         judge_.start(test)
 
 
-def _broken_requirements(excinfo: pytest.ExceptionInfo[BaseException]) -> list[str]:
+def _broken_requirements(error: BaseException, declared: list[str]) -> list[str]:
     """The requirement ids a failure names: a rule violation's, or the ``[ID]`` tags that
-    start lines of its message (expectations and scenario assertions write them)."""
-    error = excinfo.value
-    if isinstance(error, RuleViolation):
-        return list(dict.fromkeys(v.requirement for v in error.violations))
-    return requirement_ids_in(str(error))
+    start lines of its message or notes (expectations, scenario assertions and the fuzzer
+    write them). A group of failures (schemathesis reports one per distinct failure) breaks
+    what each of its failures names, and the test's ``declared`` requirements too when one of
+    them names none; a failure that names nothing breaks nothing named (the reports then
+    count it against the test's requirements)."""
+    named: list[str] = []
+    unnamed = False
+    for failure in _failures_in(error):
+        ids = _named_by(failure)
+        named += ids
+        unnamed = unnamed or not ids
+    if named and unnamed:
+        named += declared
+    return list(dict.fromkeys(named))
+
+
+def _failures_in(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _failures_in(inner)]
+    return [error]
+
+
+def _named_by(failure: BaseException) -> list[str]:
+    if isinstance(failure, RuleViolation):
+        return list(dict.fromkeys(v.requirement for v in failure.violations))
+    return requirement_ids_in("\n".join(_lines_of(failure)))
+
+
+def _lines_of(failure: BaseException) -> list[str]:
+    notes = getattr(failure, "__notes__", None) or []
+    return [line for text in [str(failure), *map(str, notes)] for line in text.splitlines()]
+
+
+def _failure_message(error: BaseException) -> str:
+    """What the reports say of a failure. A group's own message only counts its failures
+    ("Schemathesis found 2 distinct failures"), so the lines in which they name the
+    requirements they break come first."""
+    if not isinstance(error, BaseExceptionGroup):
+        return str(error)
+    naming = [
+        line for failure in _failures_in(error) for line in _lines_of(failure)
+        if requirement_ids_in(line)
+    ]
+    return "\n".join([*dict.fromkeys(naming), str(error)])
 
 
 @pytest.hookimpl(wrapper=True)
@@ -639,10 +678,11 @@ def pytest_runtest_makereport(
         failed=report.failed, skip_reason=_skip_reason(report) if report.skipped else "",
     )
     if first_failure:
-        test.broken = _broken_requirements(call.excinfo) if call.excinfo else []
-        test.message = results.mask(str(call.excinfo.value) if call.excinfo else "")
+        error = call.excinfo.value if call.excinfo else None
+        test.broken = _broken_requirements(error, test.requirements) if error else []
+        test.message = results.mask(_failure_message(error) if error else "")
         test.failure = _failure_record(item, call.excinfo)
-    _lead_with_requirement(report)
+    _lead_with_requirement(report, test.message if report.failed else "")
     _mask_report(report, results)
     if report.when == "teardown":  # pytest's JUnit writer reads the teardown report's
         report.user_properties.extend(_junit_properties(test, results))
@@ -750,13 +790,18 @@ def _junit_properties(test: TestResult, results: RunResults) -> list[tuple[str, 
 _SUITE_FAILURE_PREFIX = re.compile(r"^conformance\.[\w.]+: (?=\[)")
 
 
-def _lead_with_requirement(report: pytest.TestReport) -> None:
+def _lead_with_requirement(report: pytest.TestReport, message: str) -> None:
     """JUnit's failure message and the console's summary line come from the crash message,
     which pytest starts with the exception's class: let the suite's own failures start with
-    the requirement id they break instead, as the README shows."""
+    the requirement id they break instead, as the README shows; a group of failures (the
+    fuzzer's) with the first line of ``message`` that names one."""
     crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is not None and isinstance(crash.message, str):
-        crash.message = _SUITE_FAILURE_PREFIX.sub("", crash.message, count=1)
+    if crash is None or not isinstance(crash.message, str):
+        return
+    crash.message = _SUITE_FAILURE_PREFIX.sub("", crash.message, count=1)
+    lead = message.splitlines()[0] if message else ""
+    if requirement_ids_in(lead) and not requirement_ids_in(crash.message.split("\n", 1)[0]):
+        crash.message = f"{lead}\n{crash.message}"
 
 
 def _mask_report(report: pytest.TestReport, results: RunResults) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,36 @@ def test_fuzzing_reports_hypothesis_statistics_in_junit(pytester: pytest.Pyteste
     assert not recorder.listoutcomes()[2]
     properties = re.findall(r'property name="hypothesis-statistics-([^"]+)"', junit.read_text())
     assert [name.split("::")[-1] for name in properties] == [FUZZ_TEST]
+
+
+def test_a_fuzzing_failure_fails_the_requirements_its_failures_name(tmp_path: Path) -> None:
+    """Schemathesis reports a group of distinct failures; each names what it breaks (the
+    project's rules by id, schemathesis' own checks SPEC-RESPONSES-CONFORM), and only those
+    fail: before, every requirement the fuzzing test verifies failed with "Schemathesis found
+    2 distinct failures", rate-limit headers and request-id echo included."""
+    run = subprocess.run(
+        [sys.executable, "-m", "conformance.cli", "run", "--reference-fault=unknown-error-code",
+         "-k", FUZZ_TEST, "--seed=7", "--lanes=1", f"--report-dir={tmp_path}"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr
+    document = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    failed = {r["id"]: r["reasons"] for r in document["requirements"] if r["outcome"] == "failed"}
+    assert "ERR-CODE-KNOWN" in failed
+    assert set(failed) <= {"ERR-CODE-KNOWN", "SPEC-RESPONSES-CONFORM"}, failed
+    assert failed["ERR-CODE-KNOWN"][0].startswith("[ERR-CODE-KNOWN] code 'RESOURCE_NOT_FOUND'")
+
+
+def test_a_group_with_a_failure_that_names_nothing_also_fails_the_tests_requirements() -> None:
+    from conformance.plugin import _broken_requirements
+
+    named = AssertionError("Custom check failed\n\n[ERR-CODE-KNOWN] undocumented code")
+    unnamed = AssertionError("a check the suite cannot place")
+    declared = ["SPEC-RESPONSES-CONFORM", "RL-HEADERS"]
+    group = ExceptionGroup("2 distinct failures", [named, unnamed])
+    assert _broken_requirements(group, declared) == ["ERR-CODE-KNOWN", *declared]
+    assert _broken_requirements(ExceptionGroup("1", [named]), declared) == ["ERR-CODE-KNOWN"]
+    assert _broken_requirements(unnamed, declared) == []  # the reports use the declared ones
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_CAUGHT_BY))
