@@ -53,3 +53,8 @@ def suite_plugin_args() -> list[str]:
     for name in SUITE_PLUGINS:
         args += ["-p", name]
     return args
+
+
+#: the reports a run writes into its report folder, besides pytest's junit.xml
+RESULTS_JSON, REPORT_HTML, SUMMARY_MD = "results.json", "report.html", "summary.md"
+REPORT_FILES = (RESULTS_JSON, REPORT_HTML, SUMMARY_MD)

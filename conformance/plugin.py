@@ -584,6 +584,23 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # ValueError: not the main thread (e.g. an embedding runner); leave signals alone then.
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    _remove_last_runs_reports(session.config)
+
+
+def _remove_last_runs_reports(config: pytest.Config) -> None:
+    """A run interrupted at the wrong moment ends before it writes every report: the last
+    run's must not stand beside what it wrote (a "conforms" summary next to an interrupted
+    run's junit.xml). Removed once the run starts, so a usage error leaves them as they were."""
+    from conformance._resources import REPORT_FILES
+
+    report_dir = config.getoption(REPORT_DIR_OPTION, None)
+    if not report_dir or hasattr(config, "workerinput"):
+        return
+    stale = [Path(report_dir) / name for name in REPORT_FILES]
+    junit = getattr(config.option, "xmlpath", None)
+    for path in [*stale, *([Path(junit)] if junit else [])]:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 # --- results: per test, per requirement ------------------------------------------------------

@@ -244,6 +244,37 @@ def test_the_client_does_not_load_the_command_line_of_httpx() -> None:
     assert result.stdout.split() == ["[]", "Client"], result.stderr
 
 
+#: a pytest plugin for the run under test: the interrupt lands as the session ends, before
+#: any report is written
+INTERRUPT_BEFORE_REPORTS = """
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session):
+    raise KeyboardInterrupt
+"""
+
+
+def test_a_run_interrupted_before_its_reports_leaves_none_of_the_last_runs(tmp_path: Path) -> None:
+    """Otherwise the last run's summary ("conforms") stood beside the interrupted run's files."""
+    from conformance._resources import REPORT_FILES
+
+    reports = tmp_path / "reports"
+    run = [*CLI, "run", f"--report-dir={reports}", "-k", "public", "--lanes=1"]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120, env=clean_env())
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr
+    written = [reports / name for name in [*REPORT_FILES, "junit.xml"]]
+    assert all(path.exists() for path in written)
+    (tmp_path / "interrupt_before_reports.py").write_text(INTERRUPT_BEFORE_REPORTS)
+    env = {**clean_env(), "PYTHONPATH": str(tmp_path)}
+    second = subprocess.run(
+        [*run, "-p", "interrupt_before_reports"], capture_output=True, text=True, timeout=120,
+        env=env,
+    )
+    assert second.returncode == 2, second.stdout[-2000:] + second.stderr
+    assert [path.name for path in written if path.exists()] == []
+
+
 def test_collecting_the_scenarios_does_not_import_schemathesis() -> None:
     """A run's parent collects every test and runs none (lanes): schemathesis, a fifth of its
     start-up, is imported by the lane that fuzzes, when the fuzzing test runs."""

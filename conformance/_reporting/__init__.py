@@ -13,6 +13,7 @@ from pathlib import Path
 from conformance._reporting._document import RunMetadata, build_document, write_json
 from conformance._reporting._html import write_html
 from conformance._reporting._markdown import append_step_summary, write_markdown
+from conformance._resources import REPORT_HTML, RESULTS_JSON, SUMMARY_MD
 from conformance._results import RunResults
 
 __all__ = ["RunMetadata", "build_document", "schema_path", "write_reports"]
@@ -27,9 +28,9 @@ def write_reports(results: RunResults, metadata: RunMetadata, report_dir: Path) 
     report_dir.mkdir(parents=True, exist_ok=True)
     document = build_document(results, metadata)
     written = [
-        write_json(document, report_dir / "results.json"),
-        write_html(document, report_dir / "report.html"),
-        write_markdown(document, report_dir / "summary.md"),
+        write_json(document, report_dir / RESULTS_JSON),
+        write_html(document, report_dir / REPORT_HTML),
+        write_markdown(document, report_dir / SUMMARY_MD),
     ]
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:
