@@ -129,10 +129,11 @@ class Verdict:
     def text(self) -> str:
         if self.interrupted:
             return "no verdict: the run was interrupted before its end (what ran is reported)"
+        # "it checked": requirements a run skipped or could not test prove nothing either way
         if self.conforms_must and self.conforms_should:
-            return "conforms to every MUST and SHOULD"
+            return "conforms to every MUST and SHOULD it checked"
         if self.conforms_must:
-            return "conforms to every MUST (some SHOULD not met)"
+            return "conforms to every MUST it checked (some SHOULD not met)"
         return "does NOT conform (a MUST failed)"
 
 
