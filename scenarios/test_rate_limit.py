@@ -142,6 +142,7 @@ def _disruptive_budget(
 
 
 @pytest.mark.requirement("RL-429", "RL-RETRY-AFTER", "CODE-429")
+@pytest.mark.disruptive  # skipped before its first request unless enabled
 def test_exhausted_window_is_429_with_retry_after(
     api: ApiClient, request: pytest.FixtureRequest
 ) -> None:
@@ -158,6 +159,7 @@ def test_exhausted_window_is_429_with_retry_after(
 
 
 @pytest.mark.requirement("RL-PUBLIC-NOT-LIMITED")
+@pytest.mark.disruptive
 def test_public_endpoints_are_not_limited(api: ApiClient, request: pytest.FixtureRequest) -> None:
     limit_header = _probe(api).headers.get_value("x-ratelimit-limit") or ""
     limit = int(limit_header) if limit_header.strip().isdigit() else 0

@@ -244,6 +244,21 @@ def test_the_client_does_not_load_the_command_line_of_httpx() -> None:
     assert result.stdout.split() == ["[]", "Client"], result.stderr
 
 
+def test_a_disruptive_check_not_enabled_sends_nothing(tmp_path: Path) -> None:
+    """Skipped before its first request: a probe sent first was judged, and failed such a
+    check on a faulty target although it was reported as not run."""
+    log = tmp_path / "requests.jsonl"
+    run = subprocess.run(
+        [*CLI, "run", f"--report-dir={tmp_path}", f"--request-log={log}",
+         "--reference-fault=unknown-error-code",
+         "-k", "exhausted_window or public_endpoints_are_not_limited"],
+        capture_output=True, text=True, timeout=120, env=clean_env(),
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr
+    sent = log.read_text(encoding="utf-8").splitlines() if log.exists() else []
+    assert sent == []
+
+
 #: a pytest plugin for the run under test: the interrupt lands as the session ends, before
 #: any report is written
 INTERRUPT_BEFORE_REPORTS = """
