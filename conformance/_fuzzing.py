@@ -62,9 +62,7 @@ NEGATIVE_EXPECTED_STATUSES = ["400", "401", "403", "404", "405", "406", "415", "
 # --- the test -------------------------------------------------------------------------------
 
 
-def for_every_operation(
-    request: Any, schema_fixture: str, test: Callable[..., None]
-) -> None:
+def for_every_operation(request: Any, schema_fixture: str, test: Callable[..., None]) -> None:
     """Run ``test(case, **fixtures)`` for every operation of the schema that the fixture named
     ``schema_fixture`` gives, as ``@schemathesis.pytest.from_fixture(...).parametrize()`` would:
     one subtest per operation, schemathesis' phases, checks and failure reports. Built when the
