@@ -255,18 +255,21 @@ class Provisioner:
             f"{' without a data.id' if exchange.status == 201 else ''}\n{exchange.evidence()}"
         )
 
-    def checked_create(self, kind: str, send: Callable[[], Exchange]) -> Exchange:
-        """``send`` a create that a test checks itself (idempotency, Location), as the own
-        organization. What it creates is recorded like the suite's own test data, held from
-        Ctrl-C as :meth:`_new` holds it, so an interrupt before the test deletes it (seen:
-        one resource left, silently, by an interrupted run) leaves it to the cleanup."""
+    def checked_create(
+        self, kind: str, send: Callable[[], Exchange], principal: Principal = Principal.FULL
+    ) -> Exchange:
+        """``send`` a create that a test checks itself (idempotency, Location, who may
+        create), as ``principal``. What it creates is recorded like the suite's own test data
+        (and deleted with that key), held from Ctrl-C as :meth:`_new` holds it, so an interrupt
+        before the test deletes it (seen: one resource left, silently, by an interrupted run)
+        leaves it to the cleanup."""
         with interrupts_deferred():
             try:
                 exchange = send()
             except RuleViolation as exc:  # judged wrong, but it may still have created it
-                self._remember(Principal.FULL, kind, exc.exchange)
+                self._remember(principal, kind, exc.exchange)
                 raise
-            self._remember(Principal.FULL, kind, exchange)
+            self._remember(principal, kind, exchange)
         return exchange
 
     def delete_checked(self, kind: str, resource_id: str) -> None:

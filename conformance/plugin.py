@@ -27,6 +27,7 @@ from conformance._config import (
     KEY_ENV_VARS,
     ConfigurationError,
     Credentials,
+    Principal,
     SuiteConfig,
     parse_body_template,
 )
@@ -522,10 +523,12 @@ class TestData:
             self._judge.include(creation)
         return resource_id
 
-    def checked_create(self, kind: str, send: Callable[[], Exchange]) -> Exchange:
-        """A create the test checks itself; what it makes is deleted with the session's test
-        data unless the test deletes it first (:meth:`delete_checked`)."""
-        return self._provisioner.checked_create(kind, send)
+    def checked_create(
+        self, kind: str, send: Callable[[], Exchange], principal: Principal = Principal.FULL
+    ) -> Exchange:
+        """A create the test checks itself, sent as ``principal``; what it makes is deleted
+        with the session's test data unless the test deletes it first (:meth:`delete_checked`)."""
+        return self._provisioner.checked_create(kind, send, principal)
 
     def delete_checked(self, kind: str, resource_id: str) -> None:
         self._provisioner.delete_checked(kind, resource_id)

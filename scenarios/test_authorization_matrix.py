@@ -33,7 +33,8 @@ class Operation:
     write: bool
     by_id: bool  # names one of this organization's resources
     published: bool = False  # in the published spec (never skipped as absent)
-    body: dict[str, str] | None = None
+    #: the request body, from the run's id (what it creates is named for `cleanup` to find)
+    body: Callable[[str], dict[str, str]] | None = None
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -51,7 +52,7 @@ OPERATIONS: dict[str, Operation] = {
         lambda d: "/creators",
         write=True,
         by_id=False,
-        body={"name": "conformance-matrix"},
+        body=lambda run_id: {"name": f"conformance-{run_id}-matrix"},
     ),
     "delete-creator": Operation(
         "DELETE", lambda d: f"/creators/{d.creator()}", write=True, by_id=True
@@ -90,8 +91,17 @@ CASES = [
 ]
 
 
-def _send(api: ApiClient, operation: Operation, path: str, principal: Principal) -> Exchange:
-    return api.request(operation.method, path, principal=principal, json=operation.body)
+def _send(
+    api: ApiClient, data: Any, operation: Operation, path: str, principal: Principal
+) -> Exchange:
+    body = operation.body(api.run_id) if operation.body else None
+
+    def send() -> Exchange:
+        return api.request(operation.method, path, principal=principal, json=body)
+
+    if operation.method == "POST":  # recorded as test data: deleted also if the test stops short
+        return data.checked_create("creator", send, principal)
+    return send()
 
 
 def _created_id(exchange: Exchange) -> str | None:
@@ -106,13 +116,13 @@ def test_principal_gets_documented_answer(api: ApiClient, data, op: str, who: st
     path = operation.path(data)
     if operation.method == "GET" and not operation.published and principal is not Principal.FULL:
         require_operation(api.get(path), f"GET {op}")  # present at all, for the own key?
-    exchange = _send(api, operation, path, principal)
+    exchange = _send(api, data, operation, path, principal)
     created = _created_id(exchange)
     try:
         _judge(api, operation, op, who, exchange)
     finally:
         if created:
-            api.delete(f"/creators/{created}", principal=principal)
+            data.delete_checked("creator", created)
 
 
 def _judge(api: ApiClient, operation: Operation, op: str, who: str, exchange: Exchange) -> None:

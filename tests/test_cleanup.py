@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from conformance import ApiClient, Credentials
+from conformance import ApiClient, Credentials, Principal
 from conformance._config import SuiteConfig
 from conformance._exchange import Exchange
 from conformance._provisioning import CLEANUP_CONNECTIONS, Provisioner
@@ -249,6 +249,31 @@ def test_an_interrupt_another_thread_receives_mid_create_waits_until_it_is_recor
     with pytest.raises(KeyboardInterrupt):
         provisioner.account()
     assert [path for _, path in provisioner] == [f"/accounts/{created_on_target[0]}"]
+
+
+def test_a_create_a_test_sends_as_another_key_is_deleted_with_that_key() -> None:
+    """The authorization matrix creates as each principal; what the other organization's key
+    made is deleted with that key (the own key would get a 404 and leave it)."""
+    keys: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        keys.append(request.headers.get("authorization", ""))
+        if request.method == "POST":
+            return httpx.Response(201, json={"data": {"id": str(uuid.uuid4())}})
+        return httpx.Response(204)
+
+    client = ApiClient(
+        "http://target.test/v2", Credentials(api_key="ca_key", other_org_api_key="ca_other"),
+        run_id="r", transport=httpx.MockTransport(handler),
+    )
+    provisioner = Provisioner(client, SuiteConfig("http://target.test/v2", client.credentials))
+
+    def create() -> Exchange:
+        return client.post("/creators", json={"name": "x"}, principal=Principal.OTHER_ORG)
+
+    provisioner.checked_create("creator", create, Principal.OTHER_ORG)
+    assert provisioner.cleanup() == []
+    assert keys == ["Bearer ca_other", "Bearer ca_other"]
 
 
 def test_a_create_a_test_checks_itself_is_cleaned_up_when_the_test_stops_short() -> None:
