@@ -106,8 +106,33 @@ class TestResult:
         return False
     message: str = ""
     duration: float = 0.0
+    #: the evidence as recorded (masked): taken from :attr:`observed` by :meth:`evidence`, or
+    #: adopted from a worker's report
     exchanges: list[ExchangeRecord] = field(default_factory=list)
     failure: FailureRecord | None = None
+    #: this process's exchanges of the test, not yet recorded. Only a failure's evidence is
+    #: ever written, and recording an exchange (masking it, its curl line) at once cost a
+    #: twentieth of a scenario run's own CPU time, nearly all of it for tests that passed.
+    #: Held here, in memory only, as the client's log holds them.
+    observed: list[Exchange] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def recorded(self) -> int:
+        """How many exchanges the test's evidence holds, recorded or not yet."""
+        return len(self.exchanges) + len(self.observed)
+
+    def keep_first(self, count: int) -> None:
+        """Forget every exchange after the first ``count`` (a hypothesis example's)."""
+        kept = min(count, len(self.exchanges))
+        del self.exchanges[kept:]
+        del self.observed[count - kept :]
+
+    def evidence(self) -> list[ExchangeRecord]:
+        """The test's exchanges as masked records, the observed ones recorded now."""
+        if self.observed:
+            self.exchanges.extend(ExchangeRecord.of(exchange) for exchange in self.observed)
+            self.observed.clear()
+        return self.exchanges
 
 
 @dataclass

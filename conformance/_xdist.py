@@ -122,7 +122,7 @@ def shipped(test: TestResult, results: RunResults) -> dict[str, Any]:
     if test.outcome in FAILED_OUTCOMES:
         data["message"] = test.message
         data["failure"] = asdict(test.failure) if test.failure else None
-        data["exchanges"] = [asdict(x) for x in test.exchanges]
+        data["exchanges"] = [asdict(x) for x in test.evidence()]
     return dict(results.mask_all(data))
 
 

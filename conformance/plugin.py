@@ -36,7 +36,6 @@ from conformance._limits import BudgetExhausted, ReadOnlyRefused
 from conformance._provisioning import IdPool, Provisioner, ProvisioningUnavailable
 from conformance._requirements import load_catalogue
 from conformance._results import (
-    ExchangeRecord,
     FailureRecord,
     RunResults,
     TestResult,
@@ -402,16 +401,16 @@ class ExchangeJudge:
         if self.current is None:
             return
         if self._prelude is None:
-            self._prelude = (len(self.seen), len(self.current.exchanges))
+            self._prelude = (len(self.seen), self.current.recorded)
         seen, recorded = self._prelude
         del self.seen[seen:]
-        del self.current.exchanges[recorded:]
+        self.current.keep_first(recorded)
 
     def __call__(self, exchange: Exchange) -> None:
         if self.current is not None:
             self.seen.append(exchange)
-        if self.current is not None and len(self.current.exchanges) < MAX_RECORDED_EXCHANGES:
-            self.current.exchanges.append(ExchangeRecord.of(exchange))
+        if self.current is not None and self.current.recorded < MAX_RECORDED_EXCHANGES:
+            self.current.observed.append(exchange)
         violations = judge(exchange)
         for soft in (v for v in violations if self._is_soft(v)):
             if self.current is not None:
@@ -429,8 +428,8 @@ class ExchangeJudge:
         if self.current is None or any(seen is exchange for seen in self.seen):
             return
         self.seen.append(exchange)
-        if len(self.current.exchanges) < MAX_RECORDED_EXCHANGES:
-            self.current.exchanges.append(ExchangeRecord.of(exchange))
+        if self.current.recorded < MAX_RECORDED_EXCHANGES:
+            self.current.observed.append(exchange)
 
     def _is_soft(self, violation: Violation) -> bool:
         if self.results is None:

@@ -222,3 +222,24 @@ def test_an_interrupted_run_reports_no_verdict(pytester: pytest.Pytester) -> Non
     assert document["verdict"]["text"].startswith("no verdict: the run was interrupted")
     summary = (pytester.path / "out" / "summary.md").read_text(encoding="utf-8")
     assert "no verdict: the run was interrupted" in summary
+
+
+def test_evidence_is_recorded_masked_when_asked_and_examples_trim_it() -> None:
+    """A test's exchanges are kept as observed and recorded (masked) only when a report asks
+    for its evidence; a new hypothesis example forgets the last one's exchanges whether they
+    were recorded already or not."""
+    from conformance._results import TestResult
+    from tests._factories import SECRET, exchange
+
+    test = TestResult("t", [])
+    test.observed += [exchange(200), exchange(404)]
+    assert test.recorded == 2 and test.exchanges == []
+    first = test.evidence()
+    assert [record.status for record in first] == [200, 404] and not test.observed
+    assert all(SECRET not in json.dumps(record.__dict__) for record in first)
+    test.observed.append(exchange(409))
+    test.keep_first(1)
+    assert [record.status for record in test.evidence()] == [200]
+    test.observed += [exchange(201), exchange(422)]
+    test.keep_first(2)
+    assert [record.status for record in test.evidence()] == [200, 201]

@@ -128,7 +128,7 @@ def _test_entry(test: TestResult, results: RunResults, metadata: RunMetadata) ->
                 "step": test.failure.step if test.failure else None,
                 "expected_status": test.failure.expected_status if test.failure else None,
                 # masked once more: a last line of defence for the files
-                "exchanges": [results.mask_all(asdict(x)) for x in test.exchanges],
+                "exchanges": [results.mask_all(asdict(x)) for x in test.evidence()],
             }
             if failed
             else None
