@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -75,7 +76,8 @@ class Exchange:
     #: the body parsed once: every rule reads it, about ten parses per exchange otherwise
     _parsed: Any = field(default=_UNPARSED, init=False, repr=False, compare=False)
 
-    @property
+    # cached: every rule asks (an exchange is not changed once made)
+    @cached_property
     def path(self) -> str:
         return urlsplit(self.url).path
 
@@ -83,7 +85,7 @@ class Exchange:
     def sent_request_id(self) -> str | None:
         return self.request_headers.get_value("x-request-id")
 
-    @property
+    @cached_property
     def media_type(self) -> str:
         value = self.headers.get_value("content-type") or ""
         return value.split(";", 1)[0].strip().lower()

@@ -131,8 +131,11 @@ def rate_limit_headers_present(exchange: Exchange) -> Iterator[Violation]:
         yield Violation("RL-HEADERS", f"authenticated response lacks {', '.join(missing)}")
 
 
+_DIGITS = re.compile(r"\s*\d+\s*")
+
+
 def _as_int(value: str | None) -> int | None:
-    if value is None or not re.fullmatch(r"\s*\d+\s*", value):
+    if value is None or not _DIGITS.fullmatch(value):
         return None
     return int(value)
 
@@ -518,6 +521,8 @@ def declared_json_body_parses(exchange: Exchange) -> Iterator[Violation]:
     """A body sent as JSON must be JSON: a client would otherwise fail to read any answer.
     A body the suite truncated at its size cap is not judged here (the cap reports it)."""
     if not exchange.body or exchange.truncated or not declares_json(exchange):
+        return
+    if exchange.json() is not None:  # parsed (and kept) already: valid
         return
     try:
         json.loads(exchange.body)
