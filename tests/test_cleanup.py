@@ -23,8 +23,12 @@ DELETE_SECONDS = 0.02
 class Target:
     """Creates on POST, deletes (slowly) on DELETE, and remembers how the deletes overlapped."""
 
-    def __init__(self, refuse_deletes: bool = False) -> None:
+    def __init__(
+        self, refuse_deletes: bool = False, delete_seconds: float = DELETE_SECONDS
+    ) -> None:
         self.refuse_deletes = refuse_deletes
+        self.delete_seconds = delete_seconds
+        self.delete_threads: set[str] = set()
         self.lock = threading.Lock()
         self.in_flight = 0
         self.most_in_flight = 0
@@ -42,8 +46,9 @@ class Target:
         try:
             if self.refuse_deletes:
                 raise httpx.ConnectError("connection refused", request=request)
-            time.sleep(DELETE_SECONDS)
+            time.sleep(self.delete_seconds)
             with self.lock:
+                self.delete_threads.add(threading.current_thread().name)
                 self.deleted.append(request.url.path.removeprefix("/v2"))
                 self.delete_ids.append(request.headers["x-request-id"])
             return httpx.Response(204)
@@ -81,6 +86,17 @@ def test_cleanup_deletes_everything_once_over_several_connections() -> None:
     assert list(provisioner) == []
     assert 1 < target.most_in_flight <= CLEANUP_CONNECTIONS
     assert provisioner.client.budget.reserved == 0
+
+
+def test_cleanup_answered_at_once_stays_on_one_connection() -> None:
+    """On loopback a DELETE's round trip is mostly the client's own work, which threads do
+    not overlap: the first DELETE's quick answer keeps the rest on one connection."""
+    target = Target(delete_seconds=0.0)
+    provisioner = provisioner_for(target)
+    created = provision(provisioner, 8)
+    assert provisioner.cleanup() == []
+    assert sorted(target.deleted) == sorted(created)
+    assert target.delete_threads == {threading.current_thread().name}
 
 
 def test_cleanup_deletes_accounts_before_creators() -> None:
