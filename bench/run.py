@@ -7,7 +7,9 @@ server this script starts and counts requests on (``bench/_servers.py``):
 
 1. raw: a plain httpx loop sending as many simple requests as the smoke run sent, and right
    after each scenarios-only run one sending as many as that run did (the scenario rate is
-   compared with its own loop; the ratio reported is the median of ``--repeat`` such pairs);
+   compared with its own loop; the ratio reported is the median of ``--repeat`` such pairs),
+   and the pytest floor: plain pytest and plain httpx, as many tests and requests, no suite
+   (``bench/_floor.py``);
 2. the suite, ``smoke`` and ``full`` profiles (wall, requests, req/s, own CPU vs waiting,
    peak memory), with pytest-xdist (``-n 2``) too, and smoke on the embedded server as a user
    runs it (start-up included);
@@ -48,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py` puts bench/, not the project, on the path
     sys.path.insert(0, str(ROOT))
 
+from bench._floor import floor_command, floor_env, write_floor_tests  # noqa: E402
 from bench._scale import scale_app, write_generated_spec  # noqa: E402
 from bench._servers import CountedServer, counted_reference  # noqa: E402
 from bench.request_overhead import measure as measure_loop  # noqa: E402
@@ -86,6 +89,8 @@ class Measured:
     peak_rss_mb: float
     suite_requests: int = 0
     suite_window_s: float = 0.0
+    #: tests pytest ran (passed, failed, skipped, errors), from its summary line
+    tests: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     #: the end of the output of a suite run that did not conform on a clean target
@@ -232,6 +237,19 @@ def schemathesis_failures(output: str) -> list[str]:
 _PYTEST_FAILED = re.compile(r"^(?:FAILED|ERROR|FLAKY) (\S+)", re.MULTILINE)
 
 
+_PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|skipped|errors?)\b")
+
+
+_PYTEST_SUMMARY = re.compile(r"\d+ \w+.* in [\d.]+s\b")
+
+
+def ran_test_count(output: str) -> int:
+    """The tests pytest's summary line ("115 passed, 2 skipped, 2 deselected in 0.47s")
+    counts; deselected ones are not run."""
+    summary = [line for line in output.splitlines() if _PYTEST_SUMMARY.search(line)]
+    return sum(int(n) for n, _ in _PYTEST_COUNTS.findall(summary[-1])) if summary else 0
+
+
 def suite_failures(output: str) -> list[str]:
     """The failing tests the suite named (``-ra`` prints one ``FAILED`` line each, the re-run
     plugin one ``FLAKY`` line per check that failed and then passed)."""
@@ -323,10 +341,23 @@ class Bench:
             env["CREATORAUDIT_CACHE_DIR"] = str(cwd / "empty-cache")
         measured, output = run_measured(label, command, env, server, cwd)
         measured.failures = suite_failures(output)
+        measured.tests = ran_test_count(output)
         if measured.exit_code != 0 and not label.startswith("fault-"):
             measured.output_tail = output[-4000:]
         if measured.exit_code not in (0, 1):
             print(f"bench: {label} could not run (exit {measured.exit_code}):\n{output[-2000:]}")
+        return measured
+
+    def floor(self, server: CountedServer, tests: int, requests: int) -> Measured:
+        """The pytest floor (``bench/_floor.py``) with the shape of a scenarios-only run."""
+        cwd = self.cwd("pytest-floor")
+        test_file = write_floor_tests(cwd, tests, requests)
+        env = floor_env(self.env(None), server.base_url, server.keys.api_key)
+        measured, output = run_measured("pytest-floor", floor_command(test_file), env, server, cwd)
+        measured.tests = ran_test_count(output)
+        if measured.exit_code != 0:
+            measured.output_tail = output[-4000:]
+            print(f"bench: the pytest floor failed (exit {measured.exit_code}):\n{output[-2000:]}")
         return measured
 
     def schemathesis(
@@ -369,7 +400,7 @@ class Bench:
         section: dict[str, Any] = {}
         with counted_reference() as server:
             pairs = [self.scenario_pair(server) for _ in range(self.options.repeat)]
-            scenario_runs = [run for run, _ in pairs]
+            scenario_runs = [run for run, _, _ in pairs]
             scenarios = _median_run(scenario_runs)
             cold_pairs = [self.verdict_pair(server, warm=False) for _ in self._repeats()]
             warm_pairs = [self.verdict_pair(server, warm=True) for _ in self._repeats()]
@@ -380,7 +411,8 @@ class Bench:
             smoke = _median_run([run for run, _ in warm_pairs], by="wall_s")
             st_default = _median_run([st for _, st in warm_pairs], by="wall_s")
             full = self.suite("suite-full", server, "full")
-            runs = [scenarios, smoke, one_lane, smoke_cold, full, st_default, st_cold]
+            floor = _median_run([floor for _, _, floor in pairs])
+            runs = [scenarios, floor, smoke, one_lane, smoke_cold, full, st_default, st_cold]
             if self.options.parallel:
                 runs.append(self.suite("suite-smoke-n2", server, "smoke", ["-n", "2"]))
                 runs.append(self.suite("suite-full-n2", server, "full", ["-n", "2"]))
@@ -400,8 +432,11 @@ class Bench:
         section["scenario_rates"] = [round(m.suite_rate, 1) for m in scenario_runs]
         section["scenario_pairs"] = [
             {"scenario_req_per_s": round(run.suite_rate, 1), "raw_req_per_s": round(rate, 1),
-             "ratio": _ratio(run.suite_rate, rate)}
-            for run, rate in pairs
+             "ratio": _ratio(run.suite_rate, rate),
+             "floor_req_per_s": round(floor.suite_rate, 1),
+             "floor_ratio": _ratio(floor.suite_rate, rate),
+             "scenario_vs_floor": _ratio(run.suite_rate, floor.suite_rate)}
+            for run, rate, floor in pairs
         ]
         paired_ratio = statistics.median(p["ratio"] for p in section["scenario_pairs"])
         section["verdict_pairs"] = {
@@ -428,6 +463,12 @@ class Bench:
         ]
         section["ratios"] = {
             "scenario_rate_vs_raw": round(paired_ratio, 3),
+            "pytest_floor_vs_raw": round(
+                statistics.median(p["floor_ratio"] for p in section["scenario_pairs"]), 3
+            ),
+            "scenario_rate_vs_pytest_floor": round(
+                statistics.median(p["scenario_vs_floor"] for p in section["scenario_pairs"]), 3
+            ),
             "smoke_rate_vs_raw": _ratio(smoke.suite_rate, raw["req_per_s"]),
             "smoke_wall_vs_schemathesis_default_cold": round(cold_ratio, 3),
             "smoke_wall_vs_schemathesis_default_warm": round(warm_ratio, 3),
@@ -454,12 +495,14 @@ class Bench:
         }
         return section
 
-    def scenario_pair(self, server: CountedServer) -> tuple[Measured, float]:
-        """A scenarios-only run, then at once a raw loop of as many requests: the two rates
-        are compared at the same moment, so that the machine's load falls on both alike."""
+    def scenario_pair(self, server: CountedServer) -> tuple[Measured, float, Measured]:
+        """A scenarios-only run, then at once a raw loop of as many requests and the pytest
+        floor of as many tests and requests: the rates are compared at the same moment, so
+        that the machine's load falls on all alike."""
         run = self.suite("suite-scenarios", server, "smoke", SCENARIOS_ONLY)
         count = max(run.suite_requests, 1)
-        return run, count / measure_loop("raw", server.base_url, server.keys.api_key, count)
+        raw = count / measure_loop("raw", server.base_url, server.keys.api_key, count)
+        return run, raw, self.floor(server, run.tests, count)
 
     def lanes_pair(self, server: CountedServer) -> tuple[Measured, Measured]:
         """A smoke run as ``run`` gives it (its tests shared by two lanes on this 2-CPU
@@ -612,7 +655,8 @@ def print_table(results: dict[str, Any]) -> None:
     if len(raw["req_per_s_each"]) > 1:
         print(f"{'':30} (median of raw loops at {raw['req_per_s_each']} req/s)")
     pairs = ", ".join(
-        f"{p['scenario_req_per_s']:.0f}/{p['raw_req_per_s']:.0f}" for p in clean["scenario_pairs"]
+        f"{p['scenario_req_per_s']:.0f}/{p['raw_req_per_s']:.0f}/{p['floor_req_per_s']:.0f}"
+        for p in clean["scenario_pairs"]
     )
     for name, pairs_of in clean.get("verdict_pairs", {}).items():
         walls = ", ".join(
@@ -620,8 +664,8 @@ def print_table(results: dict[str, Any]) -> None:
             for p in pairs_of
         )
         print(f"{'':30} {name}: smoke, then schemathesis defaults right after it (s): {walls}")
-    print(f"{'':30} scenario runs, each against a raw loop of as many requests right after it "
-          f"(req/s): {pairs}")
+    print(f"{'':30} scenario runs, each against a raw loop of as many requests and the pytest "
+          f"floor right after it (scenarios/raw/floor req/s): {pairs}")
     lanes = ", ".join(
         f"{p['smoke_wall_s']:.2f}/{p['smoke_one_lane_wall_s']:.2f}"
         for p in clean.get("lane_pairs", [])
