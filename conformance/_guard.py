@@ -39,7 +39,8 @@ _UNCHECKED = pytest.StashKey[dict[str, list[str]]]()
 
 @dataclass
 class _LaneTally:
-    """What the lanes (``conformance._lanes``) sent, for the parent's summary."""
+    """What the lanes (``conformance._lanes``) or xdist's workers sent, for the summary their
+    parent (the controller) prints."""
 
     sent: int = 0
     retries: list[RetryRecord] = field(default_factory=list)
@@ -222,8 +223,9 @@ def adopt_lane_summary(config: pytest.Config, summary: Mapping[str, Any]) -> Non
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     clients = _clients(config)
-    limits = config.stash.get(_LIMITS, None)
     tally = config.stash.get(_LANE_TALLY, None)
+    # an xdist controller collects nothing, so it resolves the limits only for this summary
+    limits = config.stash.get(_LIMITS, None) or (run_limits(config) if tally else None)
     if (not clients and tally is None) or limits is None:
         return
     write = terminalreporter.write_line

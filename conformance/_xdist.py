@@ -38,6 +38,8 @@ from conformance._results import ExchangeRecord, FailureRecord, RunResults, Test
 RESULT_PROPERTY = "creatoraudit_result"
 #: the key of a worker's run id and target in its ``workeroutput``
 WORKER_OUTPUT = "creatoraudit"
+#: the key of a worker's requests sent, 429 retries and read-only skips (``_guard``'s summary)
+SUMMARY_OUTPUT = "creatoraudit_summary"
 #: the key of the controller's fuzzing seed in a worker's ``workerinput``
 SEED_INPUT = "creatoraudit_seed"
 FAILED_OUTCOMES = frozenset({"failed", "error"})
@@ -194,12 +196,15 @@ class XdistResults:
         """On a worker: its run id and target go to the controller with ``workeroutput``.
         (On the controller, which runs this before the plugin writes the reports: complete
         the results with what only the workers know.)"""
+        from conformance import _guard
         from conformance.plugin import RESULTS
 
         results = self.config.stash.get(RESULTS, None)
         output = worker_output(self.config)
         if is_worker(self.config) and output is not None:
             self.config.workeroutput[WORKER_OUTPUT] = output  # type: ignore[attr-defined]
+            summary = _guard.lane_summary(self.config)
+            self.config.workeroutput[SUMMARY_OUTPUT] = summary  # type: ignore[attr-defined]
         elif is_controller(self.config) and results is not None:
             self._adopt_crashed(results)
             self._in_collection_order(results)
@@ -219,8 +224,14 @@ class XdistResults:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", {}).get(WORKER_OUTPUT)
-        adopt_worker_output(self.config, str(node.workerinput["workerid"]), output)
+        from conformance import _guard
+
+        workeroutput = getattr(node, "workeroutput", {})
+        adopt_worker_output(
+            self.config, str(node.workerinput["workerid"]), workeroutput.get(WORKER_OUTPUT)
+        )
+        if SUMMARY_OUTPUT in workeroutput:  # the end of the run says how many were sent
+            _guard.adopt_lane_summary(self.config, workeroutput[SUMMARY_OUTPUT])
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -126,6 +126,9 @@ def test_two_workers_report_what_one_process_reports(
     assert any(line.startswith("pass  MUST   AUTH-MISSING-401") for line in lines)
     assert lines.count("verdict: does NOT conform (a MUST failed)") == 1
     assert lines.count("observations (readings of ambiguous rules, not failures):") == 1
+    # what the workers sent is counted where the run's summary is printed, once
+    sent = [line for line in lines if re.fullmatch(r"creatoraudit: \d+ requests sent", line)]
+    assert len(sent) == 1 and int(sent[0].split()[1]) >= outcomes["passed"], sent
 
     reports = pytester.path / "xdist"
     document = reported_as_one_process(reports, pytester.path / "plain")
