@@ -20,6 +20,7 @@ import pytest
 from conformance._client import ApiClient
 from conformance._config import ConfigurationError
 from conformance._exchange import Exchange
+from conformance._expect import skip_test
 from conformance._limits import (
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
@@ -130,7 +131,7 @@ def disruptive_enabled(config: pytest.Config) -> bool:
 def require_disruptive(config: pytest.Config) -> None:
     """Skip the calling test unless disruptive checks are enabled, saying how to enable them."""
     if not disruptive_enabled(config):
-        pytest.skip(
+        skip_test(
             "disruptive check (it spends shared limits of the target): "
             "pass --enable-disruptive to run it"
         )
@@ -165,7 +166,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         return
     limits = run_limits(item.config)
     if limits.time_exhausted():
-        pytest.skip(limits.time_budget_reason())
+        skip_test(limits.time_budget_reason())
     if item.get_closest_marker("disruptive") is not None:
         require_disruptive(item.config)
 

@@ -32,6 +32,7 @@ from conformance._config import (
     parse_body_template,
 )
 from conformance._exchange import Exchange
+from conformance._expect import skip_test
 from conformance._limits import BudgetExhausted, ReadOnlyRefused
 from conformance._provisioning import IdPool, Provisioner, ProvisioningUnavailable
 from conformance._requirements import load_catalogue
@@ -551,11 +552,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Generator[None, object, o
     try:
         return (yield)
     except SKIP_WITH_REASON as exc:
-        pytest.skip(str(exc))
+        skip_test(str(exc))
     except BaseExceptionGroup as group:
         leaves = list(_leaves(group))
         if leaves and all(isinstance(leaf, SKIP_WITH_REASON) for leaf in leaves):
-            pytest.skip(str(leaves[0]))
+            skip_test(str(leaves[0]))
         raise
 
 
@@ -574,7 +575,7 @@ def pytest_fixture_setup(
     try:
         return (yield)
     except SKIP_WITH_REASON as exc:
-        pytest.skip(str(exc))
+        skip_test(str(exc))
 
 
 def _interrupt_on_sigterm(signum: int, frame: FrameType | None) -> None:
