@@ -8,7 +8,7 @@ from pathlib import Path
 
 from bench._floor import floor_command, floor_env, request_plan, write_floor_tests
 from bench._servers import counted_reference
-from bench.run import ran_test_count
+from bench.run import median_ratio, ran_test_count
 
 
 def test_the_floor_spreads_the_requests_over_the_tests() -> None:
@@ -39,3 +39,10 @@ def test_the_floor_sends_what_it_plans_through_pytest_alone(tmp_path: Path) -> N
         assert ran_test_count(done.stdout) == 3
         assert server.counter.tagged == 7
     assert (tmp_path / "junit.xml").exists()
+
+
+def test_targets_are_judged_on_unrounded_ratios() -> None:
+    """A scenario rate of 776.6 against 1554.8 req/s is 0.4995: rounded to three places it
+    read as a met 0.5 (seen in a fresh-user trial)."""
+    assert median_ratio([(776.6, 1554.8)]) < 0.5
+    assert median_ratio([(1.0, 2.0), (3.0, 4.0), (1.0, 0.0)]) == 0.5
