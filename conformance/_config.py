@@ -49,7 +49,7 @@ KEY_ENV_VARS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Credentials:
     """The four keys of the document's principals; only ``api_key`` is mandatory remotely."""
 
@@ -72,6 +72,14 @@ class Credentials:
     def secrets(self) -> list[str]:
         """Every configured key value, for masking."""
         return [v for v in (getattr(self, n) for n in KEY_ENV_VARS) if v]
+
+    def __repr__(self) -> str:
+        """Which keys are set, never their values: pytest prints a failing test's arguments
+        cut short, and a key cut in the middle escapes masking."""
+        shown = ", ".join(
+            f"{name}={'<set>' if getattr(self, name) else None}" for name in KEY_ENV_VARS
+        )
+        return f"Credentials({shown})"
 
 
 DEFAULT_CREATOR_BODY: dict[str, Any] = {"name": "conformance-{run_id}-creator-{n}"}

@@ -34,6 +34,11 @@ class CaseInsensitiveHeaders(dict[str, str]):
     def get_value(self, name: str) -> str | None:
         return self.get(name.lower())
 
+    def __repr__(self) -> str:
+        """The credential header masked, as httpx shows its headers."""
+        shown = {k: (MASK if k == "authorization" else v) for k, v in self.items()}
+        return f"CaseInsensitiveHeaders({shown!r})"
+
 
 _UNPARSED: Any = object()
 
@@ -98,6 +103,11 @@ class Exchange:
         if self._parsed is _UNPARSED:
             self._parsed = _parse_json(self.body)
         return self._parsed
+
+    def __repr__(self) -> str:
+        """The request and its status (:meth:`describe`): the full dataclass repr held the
+        credential header, which a traceback cut short beyond the reach of masking."""
+        return f"Exchange({self.describe()})"
 
     def mask(self, text: str) -> str:
         """Replace every configured key value in ``text``; nothing secret leaves the suite."""

@@ -243,3 +243,47 @@ def test_evidence_is_recorded_masked_when_asked_and_examples_trim_it() -> None:
     test.observed += [exchange(201), exchange(422)]
     test.keep_first(2)
     assert [record.status for record in test.evidence()] == [200, 201]
+
+
+ARGUMENTS_IN_TRACEBACK = """
+def test_fails_with_the_target_in_its_arguments(conformance_target, api):
+    assert conformance_target is None
+"""
+
+
+def test_a_traceback_that_shows_the_target_shows_no_key_not_even_cut_short(
+    pytester: pytest.Pytester,
+) -> None:
+    """pytest shows a failing test's arguments in its traceback, cut to a few hundred
+    characters: a key cut in the middle was not masked (seen: an interrupted fuzzing run
+    printed 39 of a key's 40 characters). Reprs name which keys are set, never their values."""
+    import re
+
+    pytester.makepyfile(test_arguments=ARGUMENTS_IN_TRACEBACK)
+    pytester.chdir()
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--tb=long", "--report-dir=out", "--junitxml=out/junit.xml"
+    )
+    assert result.parseoutcomes().get("failed") == 1
+    reports = (pytester.path / "out").iterdir()
+    texts = [result.stdout.str(), *(path.read_text(encoding="utf-8") for path in reports)]
+    assert "conformance_target = Target(" in texts[0]  # the arguments are shown
+    # any start of an embedded server's key ("ca_live_..."), however short the cut left it
+    assert not [m.group() for text in texts for m in re.finditer(r"ca_li\S*", text)]
+
+
+def test_no_repr_holds_a_key_value() -> None:
+    """Whatever a traceback shows of the suite's objects, cut short or not, holds no key."""
+    from conformance import Credentials
+    from conformance._reference import ReferenceKeys
+    from tests._factories import SECRET, exchange
+
+    keys = ReferenceKeys.generate()
+    shown = [
+        repr(Credentials(api_key=SECRET, other_org_api_key=SECRET)),
+        repr(keys),
+        repr(exchange(404)),
+        repr(exchange(200).request_headers),
+    ]
+    assert not [text for text in shown if SECRET in text or keys.api_key in text], shown
+    assert "api_key=<set>" in shown[0] and "readonly_api_key=None" in shown[0]
