@@ -109,9 +109,18 @@ class IdPool:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"ids file {path}: cannot be read as JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise ConfigurationError(
+                f'ids file {path}: must be a JSON object like {{"own": {{"creators": [...], '
+                f'"accounts": [...]}}, "other": {{...}}}}'
+            )
         pool = cls()
         for org in ORGS:
-            section = raw.get(org, {}) if isinstance(raw, dict) else {}
+            section = raw.get(org, {})
+            if not isinstance(section, dict):
+                raise ConfigurationError(
+                    f'ids file {path}: "{org}" must be an object of "creators" and "accounts"'
+                )
             for kind in KINDS:
                 values = section.get(f"{kind}s", [])
                 if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -119,6 +128,11 @@ class IdPool:
                         f"ids file {path}: {org}.{kind}s must be a list of ids"
                     )
                 pool.ids[(org, kind)] = list(values)
+        if not any(pool.ids.values()):
+            raise ConfigurationError(
+                f'ids file {path}: names no id (expected "own" and "other", each with '
+                '"creators" and "accounts")'
+            )
         return pool
 
     def take(self, org: str, kind: str) -> str:

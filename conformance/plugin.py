@@ -225,8 +225,10 @@ def suite_config_from(config: pytest.Config, environ: dict[str, str] | None = No
         **extra,
     )
     suite.validate_remote()
-    if suite.ids_file is not None and not suite.ids_file.is_file():
-        raise ConfigurationError(f"ids file {suite.ids_file} does not exist")
+    if suite.ids_file is not None:
+        if not suite.ids_file.is_file():
+            raise ConfigurationError(f"ids file {suite.ids_file} does not exist")
+        IdPool.load(suite.ids_file)  # a file that cannot serve is a usage error, not a verdict
     return suite
 
 

@@ -166,6 +166,37 @@ def test_an_empty_base_url_is_an_error_not_the_embedded_server(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("{bad", "cannot be read as JSON"),
+        ('{"own": 5}', '"own" must be an object'),
+        ("[]", "must be a JSON object"),
+        ("{}", "names no id"),
+    ],
+    ids=["not-json", "section-not-object", "not-object", "no-id"],
+)
+def test_an_ids_file_that_cannot_serve_is_one_line_and_keeps_the_last_reports(
+    content: str, said: str, tmp_path: Path
+) -> None:
+    """Before, only a missing file was a usage error: an unreadable one failed every check
+    (exit 1, "does NOT conform") and replaced the last run's reports."""
+    import io
+
+    from conformance.cli import run_cli
+
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(content, encoding="utf-8")
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "summary.md").write_text("the last run's", encoding="utf-8")
+    err = io.StringIO()
+    args = ["run", "--report-dir", str(reports), "--ids-file", str(ids_file)]
+    assert run_cli(args, io.StringIO(), err) == 2
+    assert err.getvalue().count("\n") == 1 and said in err.getvalue(), err.getvalue()
+    assert [p.name for p in reports.iterdir()] == ["summary.md"]
+
+
 def test_refused_connection_exits_2_quickly(tmp_path: Path) -> None:
     env = clean_env() | {"CREATORAUDIT_API_KEY": "k"}
     started = time.monotonic()
