@@ -302,7 +302,13 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     import pytest
 
     from conformance._hypothesis_storage import keep_storage_in_cache_dir
-    from conformance._resources import run_ini_path, scenarios_dir, spec_path, suite_plugin_args
+    from conformance._resources import (
+        REPORT_FILES,
+        run_ini_path,
+        scenarios_dir,
+        spec_path,
+        suite_plugin_args,
+    )
     from conformance._usage import HeldStartupErrors
 
     check_option_values(rest)
@@ -346,14 +352,18 @@ def run_suite(arguments: argparse.Namespace, rest: list[str], stdout: TextIO) ->
     if base_url:
         args.append(f"--base-url={base_url}")
     keep_storage_in_cache_dir()
-    junit = report_dir / "junit.xml"
-    previous_junit = junit.read_bytes() if junit.is_file() else None
+    # a run removes the last run's reports as it starts (an interrupted one must not leave a
+    # mix of two runs); one that judges nothing (no scenario selected, an internal or usage
+    # error) puts them back as they were, junit.xml included, which pytest wrote empty
+    last_reports = {
+        path: path.read_bytes() if path.is_file() else None
+        for path in [report_dir / "junit.xml", *(report_dir / name for name in REPORT_FILES)]
+    }
     with HeldStartupErrors() as startup:
         code = int(pytest.main([*args, *rest], plugins=[startup]))
     if code in NOTHING_JUDGED:
-        # like the other reports (see conformance.plugin.NO_VERDICT), the last run's junit.xml
-        # stays as it was: an empty one would replace a real one
-        _put_back(junit, previous_junit)
+        for path, content in last_reports.items():
+            _put_back(path, content)
     if code == int(pytest.ExitCode.USAGE_ERROR) or not startup.configured:
         message = startup.message()  # a bad option or value: pytest's ERROR line, as one line
         if message is not None:

@@ -375,20 +375,23 @@ def test_a_run_that_judged_nothing_writes_no_report(
     args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Exit 2 with no report: a results.json or job summary saying "conforms" would read as a
-    pass next to the failed job; the last run's junit.xml is left as it was."""
+    pass next to the failed job; the last run's reports are left as they were (a run that
+    selected nothing removed them when it started: fresh-user trial)."""
     import io
 
+    from conformance._resources import REPORT_FILES
     from conformance.cli import run_cli
 
     step_summary = tmp_path / "step-summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
     reports = tmp_path / "reports"
     reports.mkdir()
-    earlier = b"<testsuites><!-- the last real run --></testsuites>"
-    (reports / "junit.xml").write_bytes(earlier)
+    earlier = {name: f"<!-- the last real run's {name} -->".encode() for name in REPORT_FILES}
+    earlier["junit.xml"] = b"<testsuites><!-- the last real run --></testsuites>"
+    for name, content in earlier.items():
+        (reports / name).write_bytes(content)
     assert run_cli(["run", "--report-dir", str(reports), *args], io.StringIO(), io.StringIO()) == 2
-    assert [p.name for p in reports.glob("*")] == ["junit.xml"]
-    assert (reports / "junit.xml").read_bytes() == earlier
+    assert {p.name: p.read_bytes() for p in reports.glob("*")} == earlier
     assert not step_summary.exists()
 
 
