@@ -212,10 +212,34 @@ def check_reachable(
             "(name resolution or connection hangs)"
         )
     if isinstance(outcome, int):
+        if outcome == 404:
+            _suggest_api_root(base_url, timeout, deadline)
         return
     if isinstance(outcome, ValueError):
         raise ConfigurationError(f"base URL {base_url!r} is not valid: {outcome}") from None
     raise ConfigurationError(f"cannot reach {base_url}: {unreachable_reason(outcome, timeout)}")
+
+
+#: where the API root usually is below a server's root, for a base URL that has no /health
+API_ROOT_SUFFIXES = ("/v2",)
+
+
+def _suggest_api_root(base_url: str, timeout: float, deadline: float) -> None:
+    """A base URL without the API's path (the server's root, not ``.../v2``) makes every
+    check fail: thousands of lines and "does NOT conform" about a target never reached. When
+    the URL has no ``/health`` and the usual API root below it has, say so (exit 2). With no
+    such root found the run goes ahead: a missing ``/health`` is then the target's fault."""
+    from conformance._preflight import probe
+
+    root = base_url.rstrip("/")
+    for suffix in API_ROOT_SUFFIXES:
+        if root.endswith(suffix):
+            continue
+        if probe(f"{root}{suffix}/health", {}, timeout, deadline) == 200:
+            raise ConfigurationError(
+                f"{base_url} answers 404 to GET /health, {root}{suffix} answers 200: is the "
+                f"API root {root}{suffix}? (give --base-url {root}{suffix})"
+            )
 
 
 def unreachable_reason(failure: BaseException, timeout: float) -> str:

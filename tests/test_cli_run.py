@@ -127,6 +127,22 @@ def test_missing_api_key_for_remote_target_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_a_base_url_without_the_api_path_names_the_api_root(
+    served: Served, tmp_path: Path
+) -> None:
+    """The server's root instead of its API root made every check fail (7,000 lines, "does
+    NOT conform", fresh-user trial): one line names the root that answers."""
+    server_root = served.base_url.removesuffix("/v2")
+    env = {**served.env, "PYTEST_BASE_URL": server_root}
+    result = run(["-q"], env, tmp_path)
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert result.stderr == (
+        f"creatoraudit-conformance: error: {server_root} answers 404 to GET /health, "
+        f"{served.base_url} answers 200: is the API root {served.base_url}? "
+        f"(give --base-url {served.base_url})\n"
+    )
+
+
 @pytest.mark.parametrize("url", ["notaurl", "ftp://example.com/v2", "http://"])
 def test_a_base_url_that_is_no_http_url_is_one_line(
     url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
