@@ -224,6 +224,9 @@ class RunResults:
         results = {rid: RequirementResult(req, "untested") for rid, req in self.catalogue.items()}
         for test in self.tests.values():
             self._attribute(test, results)
+        for entry in results.values():  # say why, where the catalogue knows: no check can
+            if entry.outcome == "untested" and entry.requirement.untestable:
+                entry.reasons.append(f"not checked: {entry.requirement.untestable}")
         return results
 
     def _attribute(self, test: TestResult, results: dict[str, RequirementResult]) -> None:

@@ -730,7 +730,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.section("CreatorAudit v2 requirements")
     for rid, entry in results.by_requirement().items():
         line = f"{OUTCOME_MARKS[entry.outcome]:5} {entry.requirement.level:6} {rid}"
-        if entry.outcome in {"failed", "warned", "skipped"} and entry.reasons:
+        if entry.outcome in {"failed", "warned", "skipped", "untested"} and entry.reasons:
             line += f"  - {entry.reasons[0][:100]}"
         terminalreporter.write_line(line)
     observed = [(t.nodeid, o) for t in results.tests.values() for o in t.observations]

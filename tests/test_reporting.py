@@ -287,3 +287,16 @@ def test_no_repr_holds_a_key_value() -> None:
     ]
     assert not [text for text in shown if SECRET in text or keys.api_key in text], shown
     assert "api_key=<set>" in shown[0] and "readonly_api_key=None" in shown[0]
+
+
+def test_a_requirement_no_check_can_test_says_why_in_the_results() -> None:
+    """Reported "not tested" with no reason, it read as a gap in the suite; the catalogue says
+    why no check can test it (so did only `creatoraudit-conformance requirements`)."""
+    from conformance._requirements import load_catalogue
+    from conformance._results import RunResults
+
+    entries = RunResults(load_catalogue()).by_requirement()
+    untestable = entries["AUTH-SCOPE-HIERARCHY"]
+    assert untestable.outcome == "untested"
+    assert untestable.reasons == [f"not checked: {untestable.requirement.untestable}"]
+    assert entries["AUTH-MISSING-401"].reasons == []  # testable, merely not run
