@@ -224,5 +224,8 @@ def replay(
     chosen = failed_tests(document, test)
     with httpx.Client(timeout=timeout, follow_redirects=False) as client:
         replayer = _Replayer(client, credentials, recorded_bases(document), target)
+        for entry in chosen:  # every key the chosen sequences need, before the first is sent
+            for record in (entry["failure"] or {}).get("exchanges", []):
+                replayer.authorization(record)
         for entry in chosen:
             yield replay_test(entry, replayer)

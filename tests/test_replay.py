@@ -130,3 +130,24 @@ def test_replay_sends_every_xdist_workers_requests_to_the_one_target() -> None:
         assert replayer.url(f"{gw1}/creators") == "http://new/v2/creators"
         assert replayer.url(f"{gw0}/accounts") == "http://new/v2/accounts"
     assert recorded_bases({"target": {"base_url": gw0}, "run": {}}) == (gw0,)
+
+
+def test_a_key_a_later_sequence_needs_is_asked_for_before_anything_is_sent() -> None:
+    """Without it, the first failures were replayed and reported before the missing key ended
+    the replay (exit 2 after "still fails" lines: fresh-user trial)."""
+    from conformance._config import ConfigurationError
+    from conformance._replay import replay
+
+    def failed(name: str, principal: str) -> dict[str, object]:
+        record = {"principal": principal, "authorization": None, "method": "GET",
+                  "url": "http://127.0.0.1:9/v2/health", "request_headers": {},
+                  "request_body": None, "status": 404}
+        return {"id": f"t.py::{name}", "failure": {"exchanges": [record], "step": 0}}
+
+    document = {
+        "target": {"base_url": "http://127.0.0.1:9/v2"}, "run": {},
+        "tests": [failed("test_own", "FULL"), failed("test_other", "OTHER_ORG")],
+    }
+    outcomes = replay(document, credentials=Credentials(api_key="ca_key"))
+    with pytest.raises(ConfigurationError, match="CREATORAUDIT_OTHER_ORG_API_KEY"):
+        next(outcomes)
