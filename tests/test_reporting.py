@@ -300,3 +300,10 @@ def test_a_requirement_no_check_can_test_says_why_in_the_results() -> None:
     assert untestable.outcome == "untested"
     assert untestable.reasons == [f"not checked: {untestable.requirement.untestable}"]
     assert entries["AUTH-MISSING-401"].reasons == []  # testable, merely not run
+
+
+def test_a_summary_of_a_run_in_which_no_test_ran_says_so() -> None:
+    """An interrupt before the first test ended left "- Tests: " and nothing after it."""
+    from conformance._reporting._markdown import render_markdown
+
+    assert "- Tests: none ran\n" in render_markdown(minimal_document())

@@ -23,7 +23,7 @@ def render_markdown(document: dict[str, Any]) -> str:
         f"{icon} **{document['target']['base_url'] or 'target'}** {verdict['text']}",
         "",
         "- Requirements: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ORDER),
-        "- Tests: " + ", ".join(f"{n} {k}" for k, n in sorted(tests.items())),
+        "- Tests: " + (", ".join(f"{n} {k}" for k, n in sorted(tests.items())) or "none ran"),
         "",
         f"Suite {document['suite']['version']} · spec sha256 `{document['spec']['sha256'][:12]}` "
         f"· run `{document['run']['id']}` · {document['run']['started_at']}",
