@@ -417,8 +417,8 @@ class Bench:
             smoke = _median_run([run for run, _ in warm_pairs], by="wall_s")
             st_default = _median_run([st for _, st in warm_pairs], by="wall_s")
             full = self.suite("suite-full", server, "full")
-            floor = _median_run([floor for _, _, floor in pairs])
-            runs = [scenarios, floor, smoke, one_lane, smoke_cold, full, st_default, st_cold]
+            median_floor = _median_run([run for _, _, run in pairs])
+            runs = [scenarios, median_floor, smoke, one_lane, smoke_cold, full, st_default, st_cold]
             if self.options.parallel:
                 runs.append(self.suite("suite-smoke-n2", server, "smoke", ["-n", "2"]))
                 runs.append(self.suite("suite-full-n2", server, "full", ["-n", "2"]))
@@ -471,10 +471,10 @@ class Bench:
         section["ratios"] = {
             "scenario_rate_vs_raw": round(paired_ratio, 3),
             "pytest_floor_vs_raw": round(
-                statistics.median(p["floor_ratio"] for p in section["scenario_pairs"]), 3
+                median_ratio([(floor.suite_rate, rate) for _, rate, floor in pairs]), 3
             ),
             "scenario_rate_vs_pytest_floor": round(
-                statistics.median(p["scenario_vs_floor"] for p in section["scenario_pairs"]), 3
+                median_ratio([(run.suite_rate, floor.suite_rate) for run, _, floor in pairs]), 3
             ),
             "smoke_rate_vs_raw": _ratio(smoke.suite_rate, raw["req_per_s"]),
             "smoke_wall_vs_schemathesis_default_cold": round(cold_ratio, 3),

@@ -55,14 +55,14 @@ class Principal:
 class ReferenceKeys:
     """The four API keys the reference server recognises, one per auth situation."""
 
-    def __repr__(self) -> str:
-        """No key value: a repr ends up in tracebacks, cut where no masking finds it."""
-        return "ReferenceKeys(<four keys>)"
-
     api_key: str
     readonly_api_key: str
     inactive_api_key: str
     other_org_api_key: str
+
+    def __repr__(self) -> str:
+        """No key value: a repr ends up in tracebacks, cut where no masking finds it."""
+        return "ReferenceKeys(<four keys>)"
 
     @classmethod
     def generate(cls) -> ReferenceKeys:
