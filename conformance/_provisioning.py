@@ -35,8 +35,8 @@ ENDPOINT_ABSENT = frozenset({404, 405, 501})
 CLEANUP_CONNECTIONS = 4
 #: a DELETE answered sooner than this (loopback, the embedded server) was mostly the client's
 #: own work, which threads do not overlap (one interpreter lock), so the cleanup stays on one
-#: connection: on loopback, four were slower than one (65 deletes: 45 -> 29 ms, CPU -28 ms,
-#: seven alternating scenario runs)
+#: connection: on loopback, four were slower than one (65 deletes: 44.7 -> 38.6 ms, medians
+#: of seven alternating runs timed around the cleanup; the run's CPU 317 -> 288 ms)
 OVERLAP_MIN_ROUND_TRIP = 0.002
 #: the order of the cleanup's waves, by path
 DELETION_ORDER = ("/accounts/", "/creators/")
