@@ -16,7 +16,7 @@ import pytest
 
 from conformance import ApiClient, Credentials, Principal
 from conformance._reference import EmbeddedServer, ReferenceKeys, ReferenceSettings
-from conformance._sweep import find_tagged
+from conformance._sweep import TAG_PREFIX, find_tagged
 from conformance.cli import run_cli
 
 
@@ -292,6 +292,12 @@ def sweep_leftovers(watcher: ApiClient) -> None:
             watcher.delete(tagged.path, principal=principal)
 
 
+def run_ids_holding_data(watcher: ApiClient) -> set[str]:
+    """The run ids in the tags of what is on the target now (each lane has its own)."""
+    tagged = find_tagged(watcher, Principal.FULL) + find_tagged(watcher, Principal.OTHER_ORG)
+    return {t.name.removeprefix(TAG_PREFIX).split("-", 1)[0] for t in tagged}
+
+
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find the lanes")
 def test_a_dead_lanes_data_is_named_for_cleanup_and_cleanup_removes_it(
     served: tuple[str, dict[str, str]], tmp_path: Path, request: pytest.FixtureRequest
@@ -310,8 +316,8 @@ def test_a_dead_lanes_data_is_named_for_cleanup_and_cleanup_removes_it(
     )
     children = Path(f"/proc/{run.pid}/task/{run.pid}/children")
     deadline = time.monotonic() + 30
-    while not find_tagged(watcher, Principal.FULL) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while len(run_ids_holding_data(watcher)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)  # both lanes: the one killed must have data to leave behind
     lanes = [int(p) for p in children.read_text().split()]
     assert lanes, "no lane is running"
     os.kill(lanes[0], signal.SIGKILL)
@@ -319,7 +325,7 @@ def test_a_dead_lanes_data_is_named_for_cleanup_and_cleanup_removes_it(
     assert run.returncode == 1, output[-3000:]  # the test the lane died in failed
     hint = re.search(r"`creatoraudit-conformance cleanup --base-url (\S+) --run-id (\w+)`", output)
     assert hint is not None and hint.group(1) == base_url, output[-3000:]
-    assert find_tagged(watcher, Principal.FULL) + find_tagged(watcher, Principal.OTHER_ORG)
+    assert hint.group(2) in run_ids_holding_data(watcher), output[-3000:]
     err = io.StringIO()
     code = run_cli(
         ["cleanup", "--base-url", hint.group(1), "--run-id", hint.group(2),
