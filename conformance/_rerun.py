@@ -5,8 +5,9 @@ not (the re-run passes) is reported as *flaky*: its own outcome in the terminal 
 ``flaky`` user property in the JUnit report, and a failed run, since a target that answers
 correctly only sometimes does not conform. Only the suite's checks are re-run.
 
-Between the two attempts the item's own fixtures are torn down (so ``data`` provisions new
-resources) while session fixtures (the target, the client) stay up.
+Between the two attempts the item's own fixtures are torn down while session fixtures (the
+target, the client, ``data``) stay up; ``data`` makes new resources on every call, so the second
+attempt has its own.
 """
 
 from __future__ import annotations

@@ -359,15 +359,15 @@ def _embedded_reference(
         )
 
 
-@pytest.fixture(scope="session")
-def conformance_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+@contextlib.contextmanager
+def _target_of(config: pytest.Config) -> Iterator[Target]:
     """The base URL given, or the embedded reference server started for this session."""
-    suite = request.config.stash.get(_SUITE_CONFIG, None) or suite_config_from(request.config)
+    suite = config.stash.get(_SUITE_CONFIG, None) or suite_config_from(config)
     if suite.base_url:
         yield Target(suite.base_url, suite, embedded=False)
         return
-    faults = request.config.getoption("creatoraudit_reference_faults")
-    rate_limit = request.config.getoption("creatoraudit_reference_rate_limit")
+    faults = config.getoption("creatoraudit_reference_faults")
+    rate_limit = config.getoption("creatoraudit_reference_rate_limit")
     with _embedded_reference(suite, faults, rate_limit) as (base_url, credentials):
         embedded = SuiteConfig(
             base_url=None,
@@ -443,62 +443,48 @@ class ExchangeJudge:
 
 MAX_RECORDED_EXCHANGES = 50
 _JUDGE = pytest.StashKey[ExchangeJudge]()
+_SESSION = pytest.StashKey[pytest.Session]()
+_TARGET = pytest.StashKey[Target]()
 
 
-@pytest.fixture(scope="session")
-def _exchange_judge(request: pytest.FixtureRequest) -> ExchangeJudge:
-    judge_ = ExchangeJudge(request.config.stash.get(RESULTS, None))
+def _new_judge(config: pytest.Config) -> ExchangeJudge:
+    judge_ = ExchangeJudge(config.stash.get(RESULTS, None))
     # created during the first test's setup, after pytest_runtest_setup chose its TestResult
-    judge_.current = request.config.stash.get(_RUNNING, None)
-    request.config.stash[_JUDGE] = judge_
+    judge_.current = config.stash.get(_RUNNING, None)
+    config.stash[_JUDGE] = judge_
     return judge_
 
 
 @pytest.fixture(scope="session")
-def api(
-    conformance_target: Target, _exchange_judge: ExchangeJudge, request: pytest.FixtureRequest
-) -> Iterator[ApiClient]:
-    """The instrumented client; every response it receives is judged by every rule."""
+def api(pytestconfig: pytest.Config) -> Iterator[ApiClient]:
+    """The instrumented client; every response it receives is judged by every rule. It owns
+    the session's target (an embedded server starts and stops with it): a test's fixtures are
+    looked up again for every test, so the suite keeps their graph shallow."""
     from conformance import _guard
 
-    client = ApiClient.for_config(
-        conformance_target.config, conformance_target.base_url, _guard.run_limits(request.config)
-    )
-    _guard.register_client(request.config, client)
-    client.observe(_exchange_judge)
-    results = _exchange_judge.results
-    if results is not None:
-        results.base_url = conformance_target.base_url
-        results.run_id = conformance_target.config.run_id
-        results.secrets = conformance_target.config.credentials.secrets()
-    yield client
-    client.close()
+    with _target_of(pytestconfig) as target:
+        pytestconfig.stash[_TARGET] = target
+        client = ApiClient.for_config(
+            target.config, target.base_url, _guard.run_limits(pytestconfig)
+        )
+        _guard.register_client(pytestconfig, client)
+        judge_ = _new_judge(pytestconfig)
+        client.observe(judge_)
+        results = judge_.results
+        if results is not None:
+            results.base_url = target.base_url
+            results.run_id = target.config.run_id
+            results.secrets = target.config.credentials.secrets()
+        try:
+            yield client
+        finally:
+            client.close()
+
 
 @pytest.fixture(scope="session")
-def _provisioner(
-    api: ApiClient, conformance_target: Target, request: pytest.FixtureRequest
-) -> Iterator[Provisioner]:
-    from conformance._xdist import worker_share
-
-    config = conformance_target.config
-    pool = worker_share(IdPool.load(config.ids_file) if config.ids_file else None, request.config)
-    provisioner = Provisioner(api, config, pool)
-    provisioner.delete_at_exit()
-    yield provisioner
-    judge_ = request.config.stash.get(_JUDGE, None)
-    if judge_ is not None:  # the session's cleanup is no part of the last test's sequence
-        judge_.start(None)
-    # interrupted (Ctrl-C, a cancelled CI job): no long wait for a spent rate-limit window
-    interrupted = request.session.exitstatus == pytest.ExitCode.INTERRUPTED
-    leftovers = provisioner.cleanup(hurry=interrupted)
-    if leftovers:
-        import warnings
-
-        warnings.warn(
-            f"could not delete test data: {', '.join(leftovers)}; "
-            "`creatoraudit-conformance cleanup` removes it later",
-            stacklevel=1,
-        )
+def conformance_target(api: ApiClient, pytestconfig: pytest.Config) -> Target:
+    """The base URL given, or the embedded reference server started for this session."""
+    return pytestconfig.stash[_TARGET]
 
 
 class TestData:
@@ -542,9 +528,31 @@ class TestData:
             self._judge.begin_example()
 
 
-@pytest.fixture
-def data(_provisioner: Provisioner, _exchange_judge: ExchangeJudge) -> TestData:
-    return TestData(_provisioner, _exchange_judge)
+@pytest.fixture(scope="session")
+def data(api: ApiClient, pytestconfig: pytest.Config) -> Iterator[TestData]:
+    """The session's test data; each call provisions afresh (see :class:`TestData`), and the
+    session's end deletes everything that is left."""
+    from conformance._xdist import worker_share
+
+    config = pytestconfig.stash[_TARGET].config
+    pool = worker_share(IdPool.load(config.ids_file) if config.ids_file else None, pytestconfig)
+    provisioner = Provisioner(api, config, pool)
+    provisioner.delete_at_exit()
+    judge_ = pytestconfig.stash.get(_JUDGE, None)
+    yield TestData(provisioner, judge_)
+    if judge_ is not None:  # the session's cleanup is no part of the last test's sequence
+        judge_.start(None)
+    # interrupted (Ctrl-C, a cancelled CI job): no long wait for a spent rate-limit window
+    interrupted = pytestconfig.stash[_SESSION].exitstatus == pytest.ExitCode.INTERRUPTED
+    leftovers = provisioner.cleanup(hurry=interrupted)
+    if leftovers:
+        import warnings
+
+        warnings.warn(
+            f"could not delete test data: {', '.join(leftovers)}; "
+            "`creatoraudit-conformance cleanup` removes it later",
+            stacklevel=1,
+        )
 
 
 @pytest.hookimpl(wrapper=True)
@@ -589,6 +597,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # ValueError: not the main thread (e.g. an embedding runner); leave signals alone then.
     with contextlib.suppress(ValueError):
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    session.config.stash[_SESSION] = session
     _remove_last_runs_reports(session.config)
 
 
