@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 # httpx imports httpcore lazily. Pytester's in-process runs drop modules first imported during
@@ -11,6 +12,13 @@ import httpcore  # noqa: F401
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# A job started in the background of a script inherits Ctrl-C ignored, and so does every run
+# the tests start: the tests of what an interrupt does would then see no interrupt at all (seen:
+# six of them failed in a CI run started with `&`). Python's own handler makes it deliverable
+# here, and a child process starts with the default again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
