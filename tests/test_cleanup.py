@@ -12,7 +12,7 @@ import uuid
 import httpx
 import pytest
 
-from conformance import ApiClient, Credentials, Principal
+from conformance import ApiClient, Credentials, Principal, _provisioning
 from conformance._config import SuiteConfig
 from conformance._exchange import Exchange
 from conformance._provisioning import CLEANUP_CONNECTIONS, Provisioner
@@ -88,9 +88,14 @@ def test_cleanup_deletes_everything_once_over_several_connections() -> None:
     assert provisioner.client.budget.reserved == 0
 
 
-def test_cleanup_answered_at_once_stays_on_one_connection() -> None:
+def test_cleanup_answered_at_once_stays_on_one_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """On loopback a DELETE's round trip is mostly the client's own work, which threads do
-    not overlap: the first DELETE's quick answer keeps the rest on one connection."""
+    not overlap: the first DELETE's quick answer keeps the rest on one connection. Here any
+    answer within a second counts as quick: a busy CI machine took more than the 2 ms of
+    loopback for a DELETE answered at once."""
+    monkeypatch.setattr(_provisioning, "OVERLAP_MIN_ROUND_TRIP", 1.0)
     target = Target(delete_seconds=0.0)
     provisioner = provisioner_for(target)
     created = provision(provisioner, 8)
